@@ -1,0 +1,153 @@
+"""The TCD sampling nodes: TCDKSampler (all-in-one), TCDSampler (SAMPLER) and TCDSigmas (SIGMAS)."""
+from __future__ import annotations
+
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+
+from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_gamma, check_int_range,
+                   discrete_model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
+
+MAX_STEPS = 1000  # the training grid has 1000 timesteps; the reference grid never holds more
+CATEGORY = "sampling/TCD"
+
+
+def gamma_input(default=DEFAULT_GAMMA):
+    return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.01, "round": 0.001,
+                      "tooltip": GAMMA_TOOLTIP})
+
+
+def steps_input(default=4):
+    return ("INT", {"default": default, "min": 1, "max": MAX_STEPS,
+                    "tooltip": "Number of TCD steps (model calls at cfg 1). TCD LoRAs work from 1 to 8 steps; "
+                               "4 is the usual choice. On the 'tcd' scheduler at most original_inference_steps "
+                               "x denoise (50 at denoise 1)."})
+
+
+def denoise_input():
+    return ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                      "tooltip": "How much of the image to re-create: 1 = from pure noise (text to image); lower "
+                                 "keeps more of the input latent (image to image). On the 'tcd' scheduler this is "
+                                 "diffusers' `strength`: it shortens the TCD grid. Must be above 0."})
+
+
+def validate_grid(steps, denoise, original_inference_steps=50, scheduler=SCHEDULER_NAME):
+    """Validation-time check of the TCD grid (returns True or a message naming the value and the allowed range)."""
+    for msg in (check_int_range("steps", steps, 1, MAX_STEPS),
+                check_int_range("original_inference_steps", original_inference_steps, 1, 1000)):
+        if msg:
+            return msg
+    if denoise is not None and not (isinstance(denoise, (int, float)) and 0.0 < denoise <= 1.0):
+        return f"denoise={denoise!r} is outside the allowed range: greater than 0 and at most 1"
+    if scheduler == SCHEDULER_NAME and None not in (steps, denoise, original_inference_steps):
+        grid = int(original_inference_steps * denoise)
+        if steps > grid:
+            return (f"steps={steps} is more than the TCD grid holds: original_inference_steps "
+                    f"{original_inference_steps} x denoise {denoise:g} leaves {grid} timesteps, so steps must be "
+                    f"1..{grid}")
+    return True
+
+
+class TCDKSampler:
+    DESCRIPTION = ("TCD Sampler: samples a latent with Trajectory Consistency Distillation's strategic stochastic "
+                   "sampling, exactly as diffusers' TCDScheduler does. Use with a TCD (or Hyper-SD) LoRA, 2-8 "
+                   "steps, cfg 1; sweep gamma to trade detail for smoothness.")
+    CATEGORY = CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT",)
+    OUTPUT_TOOLTIPS = ("The denoised latent (decode it with VAE Decode).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The model to sample with, normally a checkpoint with a TCD LoRA applied."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xffffffffffffffff, "control_after_generate": True,
+                             "tooltip": "Seed of the initial noise and of every step's fresh noise."}),
+            "steps": steps_input(),
+            "cfg": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "Classifier-free guidance scale. TCD LoRAs are distilled for 1.0 (the "
+                                         "negative prompt is then ignored and each step costs one model call); "
+                                         "values above 1 double the calls."}),
+            "gamma": gamma_input(),
+            "scheduler": ([SCHEDULER_NAME] + [s for s in comfy.samplers.KSampler.SCHEDULERS if s != SCHEDULER_NAME],
+                          {"default": SCHEDULER_NAME,
+                           "tooltip": "'tcd' is the reference TCD timestep grid (999, 759, 499, 259 at 4 steps). "
+                                      "The host's schedulers are offered too; with them denoise follows the host's "
+                                      "KSampler rule."}),
+            "positive": ("CONDITIONING", {"tooltip": "What the image should show."}),
+            "negative": ("CONDITIONING", {"tooltip": "What to avoid; only used when cfg is not 1."}),
+            "latent_image": ("LATENT", {"tooltip": "The latent to start from: Empty Latent Image for text to "
+                                                   "image, or an encoded image (noise masks are honoured)."}),
+            "denoise": denoise_input(),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, gamma=None, scheduler=None, denoise=None):
+        # Naming an input here turns off the host's own min/max check for it, so both are done here (NaN too).
+        return check_gamma(gamma) or validate_grid(steps, denoise, 50, scheduler)
+
+    def sample(self, model, seed, steps, cfg, gamma, scheduler, positive, negative, latent_image, denoise=1.0):
+        sigmas = schedule_sigmas(model, scheduler, steps, denoise)
+        return (run_sampler(model, seed, cfg, tcd_ksampler(gamma), sigmas, positive, negative, latent_image),)
+
+
+def run_sampler(model, seed, cfg, sampler, sigmas, positive, negative, latent):
+    """Sample like the host's KSampler (noise, batch indices, noise mask, previews, progress) with our SAMPLER."""
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
+    samples = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent_image,
+                                         noise_mask=latent.get("noise_mask"), callback=callback,
+                                         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    out = latent.copy()
+    out["samples"] = samples
+    return out
+
+
+class TCDSampler:
+    DESCRIPTION = ("SamplerTCD: the TCD sampler as a SAMPLER for SamplerCustom / SamplerCustomAdvanced. Pair it "
+                   "with TCD Scheduler for the reference timestep grid.")
+    CATEGORY = CATEGORY
+    FUNCTION = "get_sampler"
+    RETURN_TYPES = ("SAMPLER",)
+    OUTPUT_TOOLTIPS = ("A TCD sampler with this gamma.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"gamma": gamma_input()}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, gamma=None):
+        return check_gamma(gamma) or True
+
+    def get_sampler(self, gamma):
+        return (tcd_ksampler(gamma),)
+
+
+class TCDSigmas:
+    DESCRIPTION = ("TCD Scheduler: the reference TCD timestep grid (1000 training steps, original_inference_steps "
+                   "distillation grid, shortened by denoise) as SIGMAS of the model's own noise schedule.")
+    CATEGORY = CATEGORY
+    FUNCTION = "get_sigmas"
+    RETURN_TYPES = ("SIGMAS",)
+    OUTPUT_TOOLTIPS = ("Sigmas for SamplerCustom / SamplerCustomAdvanced, ending in 0.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+                    "model": ("MODEL", {"tooltip": "The model whose noise schedule the sigmas are taken from."}),
+                    "steps": steps_input(),
+                    "denoise": denoise_input()},
+                "optional": {
+                    "original_inference_steps": ("INT", {
+                        "default": 50, "min": 1, "max": 1000,
+                        "tooltip": "Size of the distillation grid TCD was trained on (50 for the published TCD "
+                                   "LoRAs): timesteps 19, 39, ..., 999."})}}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, steps=None, denoise=None, original_inference_steps=50):
+        return validate_grid(steps, denoise, original_inference_steps)
+
+    def get_sigmas(self, model, steps, denoise, original_inference_steps=50):
+        return (tcd_schedule(discrete_model_sampling(model), steps, denoise, original_inference_steps),)

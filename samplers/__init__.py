@@ -1,0 +1,24 @@
+"""Pure-torch TCD math (no ComfyUI import): the reference timestep grid and the strategic stochastic sampler."""
+from .tcd import (
+    TCDInputError,
+    tcd_timesteps,
+    tcd_sigmas,
+    timestep_from_sigma,
+    strategic_timestep,
+    predict_noise,
+    trajectory_jump,
+    renoise,
+    sample_tcd,
+)
+
+__all__ = [
+    "TCDInputError",
+    "tcd_timesteps",
+    "tcd_sigmas",
+    "timestep_from_sigma",
+    "strategic_timestep",
+    "predict_noise",
+    "trajectory_jump",
+    "renoise",
+    "sample_tcd",
+]

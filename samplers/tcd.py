@@ -1,0 +1,153 @@
+"""Trajectory Consistency Distillation sampling (Zheng et al., arXiv 2402.19159), written in sigma space.
+
+Notation. The model was trained on a discrete DDPM schedule of ``T = 1000`` timesteps with cumulative
+products ``alpha_bar_t``.  ComfyUI works in "sigma space": ``sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t)``
+and the latent ``x = x_ddpm / sqrt(alpha_bar_t)``, so that ``x = x0 + sigma_t * eps``.  In that space the
+paper's strategic stochastic sampling (SSS, Algorithm / eq. 9-10 of the paper) becomes
+
+    eps_hat   = (x_t - x0_hat) / sigma_t                      (noise implied by the model's x0 prediction)
+    x_s       = x0_hat + sigma_s * eps_hat,  s = floor((1 - gamma) * t_prev)   (deterministic jump, eq. 9)
+    x_t_prev  = x_s + sqrt(sigma_t_prev^2 - sigma_s^2) * z,    z ~ N(0, I)      (forward re-noising, eq. 10)
+
+which is algebraically identical to the reference ``TCDScheduler.step`` in DDPM space.  The functions here take
+the training sigmas (``sigma_table[t]`` for t = 0..T-1) as an argument; they never import the host.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+
+NUM_TRAIN_TIMESTEPS = 1000
+
+
+class TCDInputError(ValueError):
+    """A TCD setting outside what the reference sampler allows (the message names the value and the range)."""
+
+
+def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: int = 50,
+                  num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
+    """The reference TCD timestep grid (paper Sec. 4.3; diffusers ``TCDScheduler.set_timesteps``).
+
+    The distillation grid is ``k*i - 1`` for ``i = 1 .. int(original_inference_steps * denoise)`` with skipping step
+    ``k = num_train_timesteps // original_inference_steps``; ``steps`` indices are taken evenly from it, high to low.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise TCDInputError(f"steps={steps!r}: TCD needs at least 1 step")
+    if not (isinstance(original_inference_steps, int) and 1 <= original_inference_steps <= num_train_timesteps):
+        raise TCDInputError(f"original_inference_steps={original_inference_steps!r}: allowed range is "
+                            f"1..{num_train_timesteps}")
+    if not (isinstance(denoise, (int, float)) and math.isfinite(denoise) and 0.0 < denoise <= 1.0):
+        raise TCDInputError(f"denoise={denoise!r}: allowed range is greater than 0 and at most 1 "
+                            "(0 would not sample at all)")
+    k = num_train_timesteps // original_inference_steps
+    grid_len = int(original_inference_steps * denoise)
+    if steps > grid_len:
+        raise TCDInputError(
+            f"steps={steps} is more than the TCD grid holds: original_inference_steps {original_inference_steps} "
+            f"x denoise {denoise:g} leaves {grid_len} timesteps, so steps must be 1..{grid_len}"
+            + (" (raise denoise or original_inference_steps, or lower steps)" if grid_len >= 1 else
+               f" (denoise {denoise:g} is too small for a grid of {original_inference_steps}; raise it)"))
+    origin = [k * i - 1 for i in range(1, grid_len + 1)][::-1]
+    # np.linspace(0, n, steps, endpoint=False) is j * (n / steps) in float64; floor it the same way.
+    idx = [math.floor(j * (grid_len / steps)) for j in range(steps)]
+    return [origin[i] for i in idx]
+
+
+def tcd_sigmas(sigma_table: torch.Tensor, steps: int, denoise: float = 1.0,
+               original_inference_steps: int = 50) -> torch.Tensor:
+    """Sigmas of the reference TCD grid, ``sigma_table[t]`` for each grid timestep, followed by 0 (the host's end marker)."""
+    ts = tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=len(sigma_table))
+    table = sigma_table.detach().float().cpu()
+    return torch.cat([table[ts], table.new_zeros(1)])
+
+
+def timestep_from_sigma(sigma: float, sigma_table: torch.Tensor) -> int:
+    """The integer training timestep whose sigma is nearest (in log space) to ``sigma``; 0 for sigma <= sigma_table[0]."""
+    table = sigma_table.detach().float().cpu()
+    sigma = float(sigma)
+    if sigma <= float(table[0]):
+        return 0
+    return int(torch.argmin((table.log() - math.log(sigma)).abs()).item())
+
+
+def strategic_timestep(t_prev: int, gamma: float) -> int:
+    """s = floor((1 - gamma) * t_prev), the intermediate timestep of SSS (paper eq. 9).
+
+    Evaluated in float32 like the reference (an integer tensor times a Python float), so ties round identically.
+    """
+    return int(torch.floor(torch.tensor(int(t_prev)) * (1.0 - float(gamma))).item())
+
+
+def predict_noise(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """eps_hat = (x_t - x0_hat) / sigma_t: the noise implied by the model's denoised prediction (paper eq. 4 rearranged)."""
+    return (x - denoised) / sigma
+
+
+def trajectory_jump(denoised: torch.Tensor, eps: torch.Tensor, sigma_s: torch.Tensor) -> torch.Tensor:
+    """x_s = x0_hat + sigma_s * eps_hat: the deterministic move along the PF-ODE trajectory to time s (paper eq. 9)."""
+    return denoised + eps * sigma_s
+
+
+def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """x_t_prev = x_s + sqrt(sigma_prev^2 - sigma_s^2) * z: forward diffusion from s back up to t_prev (paper eq. 10)."""
+    return x_s + noise * (sigma_prev ** 2 - sigma_s ** 2).clamp(min=0).sqrt()
+
+
+def _seeded_noise_sampler(x: torch.Tensor, seed: Optional[int]):
+    gen = None
+    if seed is not None:
+        gen = torch.Generator(device=x.device)
+        gen.manual_seed(seed)
+    return lambda sigma, sigma_next: torch.randn(x.size(), dtype=x.dtype, layout=x.layout, device=x.device,
+                                                 generator=gen)
+
+
+@torch.no_grad()
+def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, gamma=0.3,
+               sigma_table: Optional[torch.Tensor] = None, first_denoised: Optional[torch.Tensor] = None,
+               on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
+    """Strategic stochastic sampling (paper Algorithm 4 / eq. 9-10) with the k-diffusion sampler signature.
+
+    ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` holds the training
+    sigmas (sigma of timestep 0..T-1); when omitted it is read from ``model.inner_model.model_sampling.sigmas``.
+    Per-step noise: one draw shaped like ``x`` from ``noise_sampler`` per step while gamma > 0, none after the last.
+    ``first_denoised`` replaces the first model evaluation (it does not depend on gamma); ``on_first_denoised`` is
+    called with the first evaluation when it is computed.
+    """
+    extra_args = {} if extra_args is None else extra_args
+    gamma = float(gamma)
+    if not (0.0 <= gamma <= 1.0):
+        raise TCDInputError(f"gamma={gamma!r}: allowed range is 0..1 (0 deterministic, 1 LCM-like)")
+    if sigma_table is None:
+        sigma_table = model.inner_model.model_sampling.sigmas
+    table = sigma_table.detach().to(device=x.device, dtype=torch.float32)
+    table_cpu = table.cpu()  # integer-timestep lookups happen on the CPU, once per step
+    if noise_sampler is None:
+        noise_sampler = _seeded_noise_sampler(x, extra_args.get("seed"))
+    s_in = x.new_ones([x.shape[0]])
+    n = len(sigmas) - 1
+    for i in range(n):
+        sigma = sigmas[i]
+        if i == 0 and first_denoised is not None:
+            denoised = first_denoised
+        else:
+            denoised = model(x, sigma * s_in, **extra_args)
+            if i == 0 and on_first_denoised is not None:
+                on_first_denoised(denoised)
+        if not bool(torch.isfinite(denoised).all()):
+            raise FloatingPointError(
+                f"TCD step {i + 1} of {n}: the model returned NaN or inf at sigma {float(sigma):.4g} "
+                f"(timestep {timestep_from_sigma(float(sigma), table_cpu)}); refusing to continue with a broken latent")
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+        sigma_next = float(sigmas[i + 1])
+        t_prev = timestep_from_sigma(sigma_next, table_cpu)  # exact integer; 0 for the final target (sigma of t=0)
+        sigma_prev = table[t_prev] if sigma_next <= float(table_cpu[0]) else sigmas[i + 1].to(table)
+        s = strategic_timestep(t_prev, gamma)
+        sigma_s = sigma_prev if s == t_prev else torch.minimum(table[s], sigma_prev)
+        x = trajectory_jump(denoised, predict_noise(x, denoised, sigma), sigma_s)
+        if gamma > 0 and not (i == n - 1 and sigma_next <= float(table_cpu[0])):
+            x = renoise(x, sigma_s, sigma_prev, noise_sampler(sigma, sigmas[i + 1]))
+    return x

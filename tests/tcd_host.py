@@ -1,0 +1,146 @@
+"""The real ComfyUI host, in this test process: set-up, a prompt runner, and model-call counting.
+
+Host state is global, so there is one host per process (``get_host()``). The host root goes to the front of
+``sys.path`` (its ``nodes.py`` must win over this pack's ``nodes/`` package); the pack itself is loaded by the host as
+a custom node from a folder holding a symlink to the repository, exactly as a user installs it.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACK_NAME = "comfyui-tcd"
+
+
+def host_root() -> Path | None:
+    p = os.environ.get("COMFYUI_PATH")
+    if p and (Path(p) / "main.py").exists():
+        return Path(p)
+    return None
+
+
+class Server:
+    """The few server methods the executor calls; records what it sends."""
+
+    def __init__(self):
+        self.client_id = "tests"
+        self.last_node_id = None
+        self.last_prompt_id = None
+        self.messages = []
+
+    def send_sync(self, event, data, sid=None):
+        self.messages.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class Host:
+    def __init__(self, root: Path, workdir: Path):
+        self.root, self.workdir = root, workdir
+        sys.path.insert(0, str(root))
+        import comfy.options
+        comfy.options.enable_args_parsing(False)
+        import comfy.cli_args
+        comfy.cli_args.args.cpu = True
+        comfy.cli_args.args.disable_all_custom_nodes = False
+        import folder_paths
+        self.models = workdir / "models"
+        for kind in ("checkpoints", "loras"):
+            (self.models / kind).mkdir(parents=True, exist_ok=True)
+            folder_paths.add_model_folder_path(kind, str(self.models / kind), is_default=True)
+        self.custom = workdir / "custom_nodes"
+        self.custom.mkdir(exist_ok=True)
+        for name, target in ((PACK_NAME, REPO), ("tcd_test_models", REPO / "tests" / "tcd_test_models")):
+            link = self.custom / name
+            if not link.exists():
+                link.symlink_to(target, target_is_directory=True)
+        folder_paths.add_model_folder_path("custom_nodes", str(self.custom), is_default=True)
+        self.output = workdir / "output"
+        self.output.mkdir(exist_ok=True)
+        folder_paths.set_output_directory(str(self.output))
+        folder_paths.set_input_directory(str(workdir / "input"))
+        (workdir / "input").mkdir(exist_ok=True)
+        folder_paths.set_temp_directory(str(workdir / "temp"))
+        import nodes
+        import execution
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        self.nodes = nodes
+        self.execution = execution
+        self.server = Server()
+        self.pack = sys.modules.get(str(self.custom / PACK_NAME)) or sys.modules.get(PACK_NAME)
+        missing = [n for n in ("TCDKSampler", "TCDSampler", "TCDSigmas") if n not in nodes.NODE_CLASS_MAPPINGS]
+        if missing:
+            raise RuntimeError(f"the host did not load the pack (missing {missing})")
+        self._ckpts = {}
+
+    # -- models --------------------------------------------------------------------------------------------------
+    def checkpoint(self, seed: int = 0, v_prediction: bool = False) -> str:
+        """File name (in the host's checkpoints folder) of a TinySDXL checkpoint with these seeded weights."""
+        name = f"tiny_sdxl_{'v' if v_prediction else 'eps'}_{seed}.safetensors"
+        path = self.models / "checkpoints" / name
+        if not path.exists():
+            import tcd_test_models
+            tcd_test_models.build_checkpoint(str(path), seed=seed, v_prediction=v_prediction)
+        return name
+
+    # -- running prompts -----------------------------------------------------------------------------------------
+    def validate(self, prompt: dict):
+        pid = str(uuid.uuid4())
+        return self.loop.run_until_complete(self.execution.validate_prompt(pid, prompt, None))
+
+    def run(self, prompt: dict, outputs: list[str] | None = None):
+        """Validate and execute an API-format prompt; returns {node id: ui/output dict} or raises with the error."""
+        ok, err, good_outputs, node_errors = self.validate(prompt)
+        if not ok or node_errors:
+            raise PromptRejected(err, node_errors)
+        ex = self.execution.PromptExecutor(self.server, cache_type=self.execution.CacheType.CLASSIC,
+                                           cache_args={"lru": 0, "ram": 0})
+        pid = str(uuid.uuid4())
+        self.server.messages.clear()
+        self.loop.run_until_complete(ex.execute_async(prompt, pid, {}, outputs or good_outputs))
+        if not ex.success:
+            errs = [d for e, d in self.server.messages if e == "execution_error"]
+            raise PromptFailed(errs[0] if errs else ex.status_messages)
+        return ex
+
+    def call(self, class_type: str, **inputs):
+        """Run one node's function directly (as the executor would), returning its output tuple."""
+        cls = self.nodes.NODE_CLASS_MAPPINGS[class_type]
+        obj = cls()
+        fn = getattr(obj, cls.FUNCTION)
+        out = fn(**inputs)
+        if hasattr(out, "result"):  # V3 NodeOutput
+            out = out.result
+        return out
+
+
+class PromptRejected(Exception):
+    def __init__(self, error, node_errors):
+        super().__init__(f"{error} {node_errors}")
+        self.error, self.node_errors = error, node_errors
+
+
+class PromptFailed(Exception):
+    def __init__(self, detail):
+        super().__init__(str(detail))
+        self.detail = detail
+
+
+_HOST: Host | None = None
+
+
+def get_host() -> Host:
+    global _HOST
+    if _HOST is None:
+        root = host_root()
+        if root is None:
+            raise RuntimeError("COMFYUI_PATH is not set to a ComfyUI tree: run the tests with scripts/test.sh")
+        _HOST = Host(root, Path(tempfile.mkdtemp(prefix="tcd-host-")))
+    return _HOST
