@@ -58,7 +58,7 @@ def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=No
                     gamma=DEFAULT_GAMMA, **options):
     """The host-facing TCD sampler: host noise convention (default noise sampler seeded with extra_args['seed'])."""
     extra_args = {} if extra_args is None else extra_args
-    ms = model.inner_model.model_sampling
+    ms = model.inner_model.inner_model.model_sampling  # KSamplerX0Inpaint -> CFGGuider -> BaseModel
     if noise_sampler is None:
         noise_sampler = k_sampling.default_noise_sampler(x, seed=extra_args.get("seed"))
     return sample_tcd(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,

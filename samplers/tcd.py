@@ -110,8 +110,8 @@ def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, n
                on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
     """Strategic stochastic sampling (paper Algorithm 4 / eq. 9-10) with the k-diffusion sampler signature.
 
-    ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` holds the training
-    sigmas (sigma of timestep 0..T-1); when omitted it is read from ``model.inner_model.model_sampling.sigmas``.
+    ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` (required) holds the
+    training sigmas, sigma of timestep 0..T-1.
     Per-step noise: one draw shaped like ``x`` from ``noise_sampler`` per step while gamma > 0, none after the last.
     ``first_denoised`` replaces the first model evaluation (it does not depend on gamma); ``on_first_denoised`` is
     called with the first evaluation when it is computed.
@@ -121,7 +121,7 @@ def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, n
     if not (0.0 <= gamma <= 1.0):
         raise TCDInputError(f"gamma={gamma!r}: allowed range is 0..1 (0 deterministic, 1 LCM-like)")
     if sigma_table is None:
-        sigma_table = model.inner_model.model_sampling.sigmas
+        raise TCDInputError("sample_tcd needs sigma_table, the model's training sigmas for timesteps 0..T-1")
     table = sigma_table.detach().to(device=x.device, dtype=torch.float32)
     table_cpu = table.cpu()  # integer-timestep lookups happen on the CPU, once per step
     if noise_sampler is None:

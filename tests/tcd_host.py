@@ -44,6 +44,9 @@ class Host:
     def __init__(self, root: Path, workdir: Path):
         self.root, self.workdir = root, workdir
         sys.path.insert(0, str(root))
+        # As main.py does first: import the host's `utils` package before nodes.py puts comfy/ at the front of
+        # sys.path (where comfy/utils.py would shadow it and some core extras would fail to import).
+        import utils.extra_config  # noqa: F401
         import comfy.options
         comfy.options.enable_args_parsing(False)
         import comfy.cli_args
@@ -109,6 +112,16 @@ class Host:
             errs = [d for e, d in self.server.messages if e == "execution_error"]
             raise PromptFailed(errs[0] if errs else ex.status_messages)
         return ex
+
+    def run_latent(self, prompt: dict, source: list) -> "torch.Tensor":
+        """Execute ``prompt`` plus a SaveLatent of ``source`` ([node id, slot]); return the latent the host saved."""
+        import safetensors.torch
+        prefix = f"latents/t{uuid.uuid4().hex[:12]}"
+        self.run({**prompt, "save_latent": {"class_type": "SaveLatent",
+                                            "inputs": {"samples": source, "filename_prefix": prefix}}})
+        files = sorted(self.output.glob(prefix + "_*.latent"))
+        assert len(files) == 1, files
+        return safetensors.torch.load_file(str(files[0]))["latent_tensor"]
 
     def call(self, class_type: str, **inputs):
         """Run one node's function directly (as the executor would), returning its output tuple."""
