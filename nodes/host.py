@@ -61,8 +61,14 @@ def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=No
     ms = model.inner_model.inner_model.model_sampling  # KSamplerX0Inpaint -> CFGGuider -> BaseModel
     if noise_sampler is None:
         noise_sampler = k_sampling.default_noise_sampler(x, seed=extra_args.get("seed"))
-    return sample_tcd(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
-                      noise_sampler=noise_sampler, gamma=gamma, sigma_table=ms.sigmas, **options)
+    x = sample_tcd(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
+                   noise_sampler=noise_sampler, gamma=gamma, sigma_table=ms.sigmas, **options)
+    mask = extra_args.get("denoise_mask")
+    if mask is not None and getattr(model, "latent_image", None) is not None:
+        # TCD ends at sigma(t=0), not 0, so unlike the host's samplers its result is not the inpaint wrapper's
+        # blended x0: put the kept region back exactly, as the host's KSampler (and diffusers' inpaint) leave it.
+        x = x * mask + model.latent_image * (1.0 - mask)
+    return x
 
 
 def tcd_ksampler(gamma: float, **options) -> comfy.samplers.KSAMPLER:
