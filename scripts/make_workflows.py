@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Regenerate workflows/*.json (UI format), workflows/api/*.json (API format) and the template thumbnails
+(workflows/*.jpg) from the live ComfyUI frontend.
+
+Each graph below is built inside the real frontend with the LiteGraph API (createNode / connect / widget values), then
+exported the way the frontend exports a workflow (``app.graphToPrompt()``: ``workflow`` is the UI file, ``output`` the
+API prompt), loaded back to check it, and photographed for the template browser's thumbnail. Nothing is hand-written,
+so widget order (seed's control-after-generate value included) is the frontend's own.
+
+Usage:  COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py [--url http://127.0.0.1:8188] [names...]
+        ... scripts/make_workflows.py --thumbnails-only [names...]   (thumbnails for any workflow file)
+Without --url a throw-away server (tests/tcd_server.py) is started with this pack loaded. Needs playwright and
+Debian chromium (scripts/env.sh installs both). Workflows owned by other parts of the pack (for example
+tcd_gamma_sweep.json) are left alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests"), str(REPO)]
+
+WORKFLOWS = REPO / "workflows"
+
+PROMPT_SDXL = ("a red fox sitting in a snowy birch forest at golden hour, soft rim light, detailed fur, "
+               "35mm photograph")
+PROMPT_SD15 = "a cozy cabin by a mountain lake at dawn, mist over the water, detailed, photograph"
+NEGATIVE = "blurry, low quality, watermark"
+
+GAMMA_NOTE = (
+    "What to try with gamma (TCD's stochasticity; diffusers calls it eta):\n"
+    "- Keep the seed fixed and change only gamma: 0.0 is deterministic and sharpest, 1.0 is LCM-like and softest.\n"
+    "- 0.2-0.3 suits 4 steps; raise it (0.5 or more) when you use 8 or more steps.\n"
+    "- cfg stays at 1 for TCD LoRAs (the negative prompt is then ignored and each step is one model call).\n")
+
+SDXL_FILES = (
+    "Files to download:\n"
+    "1. sd_xl_base_1.0.safetensors  (huggingface.co/stabilityai/stable-diffusion-xl-base-1.0)\n"
+    "   -> ComfyUI/models/checkpoints/\n"
+    "2. TCD-SDXL-LoRA.safetensors: the file pytorch_lora_weights.safetensors from huggingface.co/h1t/TCD-SDXL-LoRA,\n"
+    "   saved as ComfyUI/models/loras/TCD-SDXL-LoRA.safetensors\n")
+
+NOTES = {
+    "tcd_sdxl_txt2img": (
+        "TCD text to image, SDXL (1024x1024, 4 steps)\n\n" + SDXL_FILES +
+        "\nThen press Queue. Load TCD LoRA applies the LoRA and reports how many of its keys matched the model "
+        "(shown in Preview as Text); a wrong-family LoRA is refused with a clear message.\n\n" + GAMMA_NOTE),
+    "tcd_sd15_txt2img": (
+        "TCD text to image, Stable Diffusion 1.5 (512x512, 4 steps)\n\n"
+        "Files to download:\n"
+        "1. v1-5-pruned-emaonly.safetensors  (huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5)\n"
+        "   -> ComfyUI/models/checkpoints/\n"
+        "2. TCD-SD15-LoRA.safetensors: the file pytorch_lora_weights.safetensors from huggingface.co/h1t/TCD-SD15-LoRA,\n"
+        "   saved as ComfyUI/models/loras/TCD-SD15-LoRA.safetensors\n\n"
+        "SD1.5 is trained at 512x512: keep the latent there.\n\n" + GAMMA_NOTE),
+    "tcd_custom_sampler": (
+        "TCD with the host's custom sampling nodes (SamplerCustomAdvanced)\n\n" + SDXL_FILES +
+        "\nSamplerTCD (gamma) is the SAMPLER and TCD Scheduler the SIGMAS: the reference TCD timesteps (999, 759, "
+        "499, 259 at 4 steps) on the model's own noise schedule. RandomNoise gives the seed, BasicGuider is cfg 1. "
+        "You can swap in any host scheduler (e.g. BasicScheduler) or guider (CFGGuider) to compare.\n"
+        "original_inference_steps is the distillation grid the LoRA was trained on (50 for the TCD LoRAs).\n\n"
+        + GAMMA_NOTE),
+    "tcd_img2img": (
+        "TCD image to image, SDXL (denoise 0.6)\n\n" + SDXL_FILES +
+        "3. Any picture: click 'choose file to upload' on Load Image (example.png ships with ComfyUI).\n\n"
+        "The picture is scaled to about 1 megapixel, encoded, and re-sampled from 60% noise. On the 'tcd' scheduler "
+        "denoise works like diffusers' strength: it shortens the TCD grid (4 steps at 0.6 = timesteps 599, 459, "
+        "299, 159). Lower denoise keeps more of the picture; steps must stay at most 50 x denoise.\n\n" + GAMMA_NOTE),
+    "tcd_hyper_sd_1step": (
+        "One step with a Hyper-SD LoRA through the TCD sampler (gamma 1.0)\n\n"
+        "Files to download:\n"
+        "1. sd_xl_base_1.0.safetensors  (huggingface.co/stabilityai/stable-diffusion-xl-base-1.0)\n"
+        "   -> ComfyUI/models/checkpoints/\n"
+        "2. Hyper-SDXL-1step-lora.safetensors  (huggingface.co/ByteDance/Hyper-SD)\n"
+        "   -> ComfyUI/models/loras/\n\n"
+        "Hyper-SDXL-1step-lora is Hyper-SD's unified LoRA: made for one step, and usable at 2, 4 or 8 steps "
+        "through the TCD sampler. Its authors sample it with the TCD scheduler at eta (our gamma) 1.0 and cfg 1, as "
+        "here.\n\nWhat to try: raise steps to 2, 4 or 8 and lower gamma (0.3-0.5) for more detail. At 1 step gamma "
+        "changes nothing (the single step ends on the clean prediction); it starts to matter from 2 steps.\n"),
+}
+
+
+def sdxl_txt2img(name, ckpt, lora, size, prompt, steps=4, gamma=0.3, seed=42, prefix="TCD"):
+    return {
+        "nodes": [
+            {"key": "note", "type": "Note", "pos": [40, 40], "size": [430, 440], "widgets": {"text": NOTES[name]}},
+            {"key": "ckpt", "type": "CheckpointLoaderSimple", "pos": [40, 530], "size": [430, 100],
+             "widgets": {"ckpt_name": ckpt}},
+            {"key": "lora", "type": "TCDLoraLoader", "pos": [40, 690], "size": [430, 130],
+             "widgets": {"lora_name": lora, "strength_model": 1.0, "strength_clip": 1.0}},
+            {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [520, 40],
+             "size": [420, 190], "widgets": {"text": prompt}},
+            {"key": "neg", "type": "CLIPTextEncode", "title": "Negative prompt (ignored at cfg 1)",
+             "pos": [520, 290], "size": [420, 130], "widgets": {"text": NEGATIVE}},
+            {"key": "latent", "type": "EmptyLatentImage", "pos": [520, 480], "size": [420, 110],
+             "widgets": {"width": size, "height": size, "batch_size": 1}},
+            {"key": "report", "type": "PreviewAny", "title": "TCD LoRA report", "pos": [520, 650],
+             "size": [420, 170]},
+            {"key": "sampler", "type": "TCDKSampler", "pos": [990, 40], "size": [320, 290],
+             "widgets": {"seed": seed, "control_after_generate": "fixed", "steps": steps, "cfg": 1.0,
+                         "gamma": gamma, "scheduler": "tcd", "denoise": 1.0}},
+            {"key": "decode", "type": "VAEDecode", "pos": [990, 390], "size": [210, 50]},
+            {"key": "save", "type": "SaveImage", "pos": [1360, 40], "size": [520, 580],
+             "widgets": {"filename_prefix": prefix}},
+        ],
+        "links": [
+            ["ckpt", "MODEL", "lora", "model"], ["ckpt", "CLIP", "lora", "clip"],
+            ["lora", "CLIP", "pos", "clip"], ["lora", "CLIP", "neg", "clip"],
+            ["lora", 2, "report", "source"],
+            ["lora", "MODEL", "sampler", "model"], ["pos", 0, "sampler", "positive"],
+            ["neg", 0, "sampler", "negative"], ["latent", 0, "sampler", "latent_image"],
+            ["sampler", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
+            ["decode", 0, "save", "images"],
+        ],
+    }
+
+
+def custom_sampler(name):
+    return {
+        "nodes": [
+            {"key": "note", "type": "Note", "pos": [40, 40], "size": [430, 470], "widgets": {"text": NOTES[name]}},
+            {"key": "ckpt", "type": "CheckpointLoaderSimple", "pos": [40, 560], "size": [430, 100],
+             "widgets": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+            {"key": "lora", "type": "TCDLoraLoaderModelOnly", "pos": [40, 720], "size": [430, 90],
+             "widgets": {"lora_name": "TCD-SDXL-LoRA.safetensors", "strength_model": 1.0}},
+            {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [520, 40],
+             "size": [420, 190], "widgets": {"text": PROMPT_SDXL}},
+            {"key": "latent", "type": "EmptyLatentImage", "pos": [520, 290], "size": [420, 110],
+             "widgets": {"width": 1024, "height": 1024, "batch_size": 1}},
+            {"key": "report", "type": "PreviewAny", "title": "TCD LoRA report", "pos": [520, 460],
+             "size": [420, 170]},
+            {"key": "noise", "type": "RandomNoise", "pos": [990, 40], "size": [320, 90],
+             "widgets": {"noise_seed": 42, "control_after_generate": "fixed"}},
+            {"key": "guider", "type": "BasicGuider", "pos": [990, 190], "size": [320, 50]},
+            {"key": "tcdsampler", "type": "TCDSampler", "pos": [990, 300], "size": [320, 60],
+             "widgets": {"gamma": 0.3}},
+            {"key": "sigmas", "type": "TCDSigmas", "pos": [990, 420], "size": [320, 130],
+             "widgets": {"steps": 4, "denoise": 1.0, "original_inference_steps": 50}},
+            {"key": "sca", "type": "SamplerCustomAdvanced", "pos": [1360, 40], "size": [280, 110]},
+            {"key": "decode", "type": "VAEDecode", "pos": [1360, 210], "size": [210, 50]},
+            {"key": "save", "type": "SaveImage", "pos": [1690, 40], "size": [520, 580],
+             "widgets": {"filename_prefix": "TCD_custom"}},
+        ],
+        "links": [
+            ["ckpt", "MODEL", "lora", "model"], ["ckpt", "CLIP", "pos", "clip"],
+            ["lora", 1, "report", "source"],
+            ["lora", "MODEL", "guider", "model"], ["pos", 0, "guider", "conditioning"],
+            ["lora", "MODEL", "sigmas", "model"],
+            ["noise", 0, "sca", "noise"], ["guider", 0, "sca", "guider"], ["tcdsampler", 0, "sca", "sampler"],
+            ["sigmas", 0, "sca", "sigmas"], ["latent", 0, "sca", "latent_image"],
+            ["sca", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"], ["decode", 0, "save", "images"],
+        ],
+    }
+
+
+def img2img(name):
+    return {
+        "nodes": [
+            {"key": "note", "type": "Note", "pos": [40, 40], "size": [430, 470], "widgets": {"text": NOTES[name]}},
+            {"key": "ckpt", "type": "CheckpointLoaderSimple", "pos": [40, 560], "size": [430, 100],
+             "widgets": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+            {"key": "lora", "type": "TCDLoraLoader", "pos": [40, 720], "size": [430, 130],
+             "widgets": {"lora_name": "TCD-SDXL-LoRA.safetensors", "strength_model": 1.0, "strength_clip": 1.0}},
+            {"key": "image", "type": "LoadImage", "pos": [520, 40], "size": [320, 360],
+             "widgets": {"image": "example.png"}},
+            {"key": "scale", "type": "ImageScaleToTotalPixels", "title": "Scale Image to Total Pixels",
+             "pos": [520, 460], "size": [320, 90],
+             "widgets": {"upscale_method": "lanczos", "megapixels": 1.0}},
+            {"key": "encode", "type": "VAEEncode", "pos": [520, 610], "size": [210, 50]},
+            {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [890, 40],
+             "size": [400, 170], "widgets": {"text": "an oil painting of a mountain landscape, warm evening light"}},
+            {"key": "neg", "type": "CLIPTextEncode", "title": "Negative prompt (ignored at cfg 1)",
+             "pos": [890, 270], "size": [400, 120], "widgets": {"text": NEGATIVE}},
+            {"key": "report", "type": "PreviewAny", "title": "TCD LoRA report", "pos": [890, 450],
+             "size": [400, 170]},
+            {"key": "sampler", "type": "TCDKSampler", "pos": [1340, 40], "size": [320, 290],
+             "widgets": {"seed": 42, "control_after_generate": "fixed", "steps": 4, "cfg": 1.0, "gamma": 0.3,
+                         "scheduler": "tcd", "denoise": 0.6}},
+            {"key": "decode", "type": "VAEDecode", "pos": [1340, 390], "size": [210, 50]},
+            {"key": "save", "type": "SaveImage", "pos": [1710, 40], "size": [520, 580],
+             "widgets": {"filename_prefix": "TCD_img2img"}},
+        ],
+        "links": [
+            ["ckpt", "MODEL", "lora", "model"], ["ckpt", "CLIP", "lora", "clip"],
+            ["lora", "CLIP", "pos", "clip"], ["lora", "CLIP", "neg", "clip"], ["lora", 2, "report", "source"],
+            ["image", "IMAGE", "scale", "image"], ["scale", 0, "encode", "pixels"], ["ckpt", "VAE", "encode", "vae"],
+            ["lora", "MODEL", "sampler", "model"], ["pos", 0, "sampler", "positive"],
+            ["neg", 0, "sampler", "negative"], ["encode", 0, "sampler", "latent_image"],
+            ["sampler", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"], ["decode", 0, "save", "images"],
+        ],
+    }
+
+
+SPECS = {
+    "tcd_sdxl_txt2img": lambda n: sdxl_txt2img(n, "sd_xl_base_1.0.safetensors", "TCD-SDXL-LoRA.safetensors", 1024,
+                                               PROMPT_SDXL, prefix="TCD_SDXL"),
+    "tcd_sd15_txt2img": lambda n: sdxl_txt2img(n, "v1-5-pruned-emaonly.safetensors", "TCD-SD15-LoRA.safetensors",
+                                               512, PROMPT_SD15, prefix="TCD_SD15"),
+    "tcd_custom_sampler": custom_sampler,
+    "tcd_img2img": img2img,
+    "tcd_hyper_sd_1step": lambda n: sdxl_txt2img(n, "sd_xl_base_1.0.safetensors",
+                                                 "Hyper-SDXL-1step-lora.safetensors", 1024, PROMPT_SDXL, steps=1,
+                                                 gamma=1.0, prefix="TCD_HyperSD_1step"),
+}
+
+_BUILD = """async (spec) => {
+  const app = window.app, LG = window.LiteGraph;
+  await app.loadGraphData({last_node_id: 0, last_link_id: 0, nodes: [], links: [], groups: [], config: {},
+                           extra: {}, version: 0.4}, true, false, null,
+                          {showMissingNodesDialog: false, showMissingModelsDialog: false});
+  const g = app.graph, made = {};
+  for (const n of spec.nodes) {
+    const node = LG.createNode(n.type);
+    if (!node) throw new Error("unknown node type " + n.type);
+    if (n.title) node.title = n.title;
+    g.add(node);
+    node.pos = [n.pos[0], n.pos[1]];
+    for (const [k, v] of Object.entries(n.widgets || {})) {
+      const w = (node.widgets || []).find(w => w.name === k);
+      if (!w) throw new Error(n.type + " has no widget " + k + " (has " + (node.widgets || []).map(w => w.name) + ")");
+      w.value = v;
+    }
+    if (n.size) node.setSize([Math.max(n.size[0], node.size[0]), Math.max(n.size[1], node.computeSize()[1])]);
+    made[n.key] = node;
+  }
+  for (const [src, out, dst, inp] of spec.links) {
+    const a = made[src], b = made[dst];
+    const oi = typeof out === "number" ? out : a.outputs.findIndex(o => o.name === out || o.type === out);
+    const ii = b.inputs.findIndex(i => i.name === inp);
+    if (oi < 0 || ii < 0) throw new Error("bad link " + JSON.stringify([src, out, dst, inp]));
+    if (!a.connect(oi, b, ii)) throw new Error("link refused " + JSON.stringify([src, out, dst, inp]));
+  }
+  g.setDirtyCanvas(true, true);
+  return g._nodes.length;
+}"""
+
+_EXPORT = """async () => {
+  const p = await window.app.graphToPrompt();
+  return JSON.stringify({workflow: p.workflow, output: p.output});
+}"""
+
+
+def thumbnail(fe, path: Path, side=512):
+    """A square JPEG of the graph's working part (the Note and the output nodes left out) for the template browser,
+    which asks for ``<name>.jpg`` beside ``<name>.json`` and shows it in a square card."""
+    import io
+
+    from PIL import Image
+    box = {"x": 80, "y": 110, "width": 960, "height": 960}
+    fe.page.set_viewport_size({"width": 1320, "height": 1160})
+    fe.page.wait_for_timeout(500)  # the canvas follows the window size on its next frame
+    try:
+        fe.fit((box["x"] + 20, box["y"] + 20, 1320 - box["x"] - box["width"] + 20,
+                1160 - box["y"] - box["height"] + 20), skip=("Note", "SaveImage", "PreviewAny"))
+        fe.page.wait_for_timeout(300)
+        png = fe.page.screenshot(clip=box)
+    finally:
+        fe.page.set_viewport_size({"width": 1600, "height": 900})
+        fe.page.wait_for_timeout(300)
+    img = Image.open(io.BytesIO(png)).convert("RGB").resize((side, side), Image.LANCZOS)
+    img.save(path, "JPEG", quality=85, optimize=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", help="a running ComfyUI with this pack (default: start one)")
+    ap.add_argument("names", nargs="*", help=f"workflows to write (default: all of {', '.join(SPECS)})")
+    ap.add_argument("--thumbnails-only", action="store_true",
+                    help="only (re)draw <name>.jpg for the named workflow files (any file in workflows/, e.g. one "
+                         "this script does not build), by loading each one in the frontend")
+    a = ap.parse_args(argv)
+    from tcd_browser import Frontend
+    server = None
+    url = a.url
+    if not url:
+        from tcd_server import ComfyServer
+        server = ComfyServer().start()
+        url = server.url
+    fe = Frontend(url)
+    try:
+        (WORKFLOWS / "api").mkdir(parents=True, exist_ok=True)
+        if a.thumbnails_only:
+            for name in a.names or sorted(p.stem for p in WORKFLOWS.glob("*.json")):
+                loaded = fe.load(json.loads((WORKFLOWS / f"{name}.json").read_text()), name)
+                if loaded["missing"] or loaded["unregistered"] or loaded["page_errors"] or loaded["alerts"]:
+                    raise SystemExit(f"{name}: load failed {loaded}")
+                thumbnail(fe, WORKFLOWS / f"{name}.jpg")
+                print(f"wrote workflows/{name}.jpg")
+            return
+        for name in a.names or list(SPECS):
+            fe.evaluate(_BUILD, SPECS[name](name))
+            fe.fit()  # the saved view (extra.ds) shows the whole graph on a 1600x900 window
+            res = json.loads(fe.evaluate(_EXPORT))
+            wf = res["workflow"]
+            (WORKFLOWS / f"{name}.json").write_text(json.dumps(wf, indent=2) + "\n")
+            (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(res["output"], indent=2) + "\n")
+            loaded = fe.load(json.loads((WORKFLOWS / f"{name}.json").read_text()), name)
+            if loaded["missing"] or loaded["unregistered"] or loaded["page_errors"] or loaded["alerts"]:
+                raise SystemExit(f"{name}: reload failed {loaded}")
+            again = fe.graph_to_prompt()["output"]
+            if again != res["output"]:
+                raise SystemExit(f"{name}: the reloaded graph converts differently")
+            thumbnail(fe, WORKFLOWS / f"{name}.jpg")
+            print(f"wrote workflows/{name}.json, workflows/api/{name}.json, workflows/{name}.jpg")
+    finally:
+        fe.close()
+        if server:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The example workflows (workflows/*.json) in the real frontend and on the real server.
+
+For every UI workflow in workflows/ (whatever files are there): the frontend bundled with the host loads it in headless
+Debian Chromium with no missing node types, no page errors and no alert; every widget holds the value shipped (read by
+name from the live widgets, so a shifted widgets_values list is caught); the frontend's own graph-to-prompt gives
+exactly the shipped API copy in workflows/api/; that prompt, with the public file names swapped for the test model, a
+test LoRA and a test image and the sizes shrunk, runs on the server and writes an image. A screenshot of each loaded
+workflow goes to docs/images/workflow_<name>.png (the README embeds them). The host's template list and the
+frontend's template browser show the pack's workflows with their thumbnails.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tcd_browser import Frontend, chromium_path
+from tcd_host import PACK_NAME
+
+pytestmark = [pytest.mark.server, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOWS = REPO / "workflows"
+SCREENSHOTS = REPO / "docs" / "images"
+PACK = PACK_NAME  # the pack's folder name under custom_nodes on the test server ("comfyui-tcd")
+NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+
+TEST_LORA = "tcd_test_lora_tiny_sdxl.safetensors"
+TEST_IMAGE = "tcd_test_input.png"
+SIDE = 64
+
+# File names users will have (public model names), per loader input.
+PUBLIC_FILES = {
+    "ckpt_name": {"sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"},
+    "lora_name": {"TCD-SDXL-LoRA.safetensors", "TCD-SD15-LoRA.safetensors", "Hyper-SDXL-1step-lora.safetensors"},
+    "image": {"example.png"},
+}
+
+# What issue 4 asks of each of its workflows: {class_type: {input: value}} (every node of that type must match).
+EXPECTED = {
+    "tcd_sdxl_txt2img": {
+        "CheckpointLoaderSimple": {"ckpt_name": "sd_xl_base_1.0.safetensors"},
+        "TCDLoraLoader": {"lora_name": "TCD-SDXL-LoRA.safetensors"},
+        "TCDKSampler": {"steps": 4, "gamma": 0.3, "cfg": 1, "scheduler": "tcd", "denoise": 1},
+        "EmptyLatentImage": {"width": 1024, "height": 1024},
+        "VAEDecode": {}, "SaveImage": {}},
+    "tcd_sd15_txt2img": {
+        "CheckpointLoaderSimple": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"},
+        "TCDLoraLoader": {"lora_name": "TCD-SD15-LoRA.safetensors"},
+        "TCDKSampler": {"steps": 4, "gamma": 0.3, "cfg": 1, "scheduler": "tcd", "denoise": 1},
+        "EmptyLatentImage": {"width": 512, "height": 512},
+        "VAEDecode": {}, "SaveImage": {}},
+    "tcd_custom_sampler": {
+        "SamplerCustomAdvanced": {}, "TCDSampler": {"gamma": 0.3},
+        "TCDSigmas": {"steps": 4, "denoise": 1, "original_inference_steps": 50},
+        "RandomNoise": {}, "BasicGuider": {}, "SaveImage": {}},
+    "tcd_img2img": {
+        "LoadImage": {"image": "example.png"}, "VAEEncode": {},
+        "TCDKSampler": {"denoise": 0.6, "gamma": 0.3, "cfg": 1, "scheduler": "tcd"}, "SaveImage": {}},
+    "tcd_hyper_sd_1step": {
+        "TCDLoraLoader": {"lora_name": "Hyper-SDXL-1step-lora.safetensors"},
+        "TCDKSampler": {"steps": 1, "gamma": 1.0, "cfg": 1, "scheduler": "tcd", "denoise": 1},
+        "SaveImage": {}},
+}
+
+# Frontend-only node types that never reach the server (allowed in the UI files, absent from the API copies).
+FRONTEND_ONLY = {"Note", "MarkdownNote"}
+# Widgets the frontend adds that are not node inputs.
+UI_ONLY_WIDGETS = {"control_after_generate", "upload"}
+
+
+def load(name):
+    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+def load_api(name):
+    return json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+
+
+def test_the_issue_workflows_are_shipped():
+    assert set(EXPECTED) <= set(NAMES), f"missing workflows: {set(EXPECTED) - set(NAMES)}"
+
+
+# -- fixtures ------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get("/object_info")
+
+
+@pytest.fixture(scope="module")
+def test_files(server):
+    """The tiny checkpoint, a kohya-format LoRA for its UNet (real module names and shapes, read from the checkpoint)
+    and a small PNG, in the server's folders."""
+    import torch
+    from PIL import Image
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    ckpt = server.build_checkpoint(0)
+    lora_path = server.models / "loras" / TEST_LORA
+    if not lora_path.exists():
+        g = torch.Generator().manual_seed(7)
+        sd = {}
+        with safe_open(str(server.models / "checkpoints" / ckpt), "pt") as f:
+            for k in f.keys():
+                if k.startswith("model.diffusion_model.") and k.endswith(".weight") and (
+                        ".attn1.to_" in k or ".attn2.to_q" in k or ".ff.net.2." in k):
+                    out_f, in_f = f.get_slice(k).get_shape()
+                    name = "lora_unet_" + k[len("model.diffusion_model."):-len(".weight")].replace(".", "_")
+                    sd[name + ".lora_down.weight"] = torch.randn(4, in_f, generator=g) * 0.1
+                    sd[name + ".lora_up.weight"] = torch.randn(out_f, 4, generator=g) * 0.1
+                    sd[name + ".alpha"] = torch.tensor(4.0)
+        assert len(sd) > 30, "the tiny checkpoint has no attention layers to write a LoRA for"
+        save_file(sd, str(lora_path))
+    img = server.input / TEST_IMAGE
+    if not img.exists():
+        y, x = torch.meshgrid(torch.linspace(0, 1, SIDE), torch.linspace(0, 1, SIDE), indexing="ij")
+        rgb = (torch.stack([x, y, 1 - x * y], -1) * 255).to(torch.uint8).numpy()
+        Image.fromarray(rgb).save(img)
+    return {"ckpt": ckpt, "lora": TEST_LORA, "image": TEST_IMAGE}
+
+
+@pytest.fixture(scope="module")
+def frontend(server):
+    if chromium_path() is None:
+        pytest.fail("Debian chromium is not installed: scripts/env.sh ensure_chromium installs it (apt)")
+    fe = Frontend(server.url)
+    yield fe
+    fe.close()
+
+
+# -- the files themselves ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_files(name, object_info):
+    wf, api = load(name), load_api(name)
+    from PIL import Image
+    with Image.open(WORKFLOWS / f"{name}.jpg") as im:  # the template browser asks for <name>.jpg
+        assert im.format == "JPEG" and min(im.size) >= 128
+    assert {"nodes", "links", "last_node_id", "last_link_id", "version"} <= set(wf)
+    types = {n["type"] for n in wf["nodes"]}
+    notes = [n for n in wf["nodes"] if n["type"] in FRONTEND_ONLY]
+    assert notes and all(len(n["widgets_values"][0]) > 100 for n in notes), "each workflow carries a Note"
+    note = "\n".join(n["widgets_values"][0] for n in notes)
+    for t in types - FRONTEND_ONLY:
+        assert t in object_info, f"{name}: node type {t} is not on a stock host with this pack"
+        module = object_info[t]["python_module"]
+        assert module.startswith(("nodes", "comfy_extras.")) or PACK in module, f"{name}: {t} comes from {module}"
+    # loader widgets hold the public file names, and the Note names every model file
+    for node in api.values():
+        inputs, ct = node["inputs"], node["class_type"]
+        for key in ("ckpt_name", "lora_name", "image"):
+            value = inputs.get(key)
+            if not isinstance(value, str) or (key == "image" and ct != "LoadImage"):
+                continue
+            assert value in PUBLIC_FILES[key], f"{name}: {ct}.{key} = {value!r} is not a public file name"
+            if key != "image":
+                assert value in note, f"{name}: the Note does not say where to get {value}"
+    assert "gamma" in note
+    # UI and API copies hold the same executable nodes
+    assert {str(n["id"]) for n in wf["nodes"] if n["type"] not in FRONTEND_ONLY} == set(api)
+
+
+# -- in the frontend and on the server -----------------------------------------------------------------------------
+def rewrite_for_test(prompt: dict, files: dict, prefix: str) -> dict:
+    """Public files -> the test model, LoRA and image; sizes (and sweep lengths) -> tiny; a unique output prefix."""
+    p = copy.deepcopy(prompt)
+    for node in p.values():
+        inputs, ct = node["inputs"], node["class_type"]
+        if "ckpt_name" in inputs:
+            inputs["ckpt_name"] = files["ckpt"]
+        if "lora_name" in inputs:
+            inputs["lora_name"] = files["lora"]
+        if ct == "LoadImage":
+            inputs["image"] = files["image"]
+        if ct == "EmptyLatentImage":
+            inputs.update(width=SIDE, height=SIDE, batch_size=1)
+        if ct == "ImageScaleToTotalPixels":
+            inputs["megapixels"] = 0.01
+        if ct == "TCDGammaSweep":
+            inputs["gammas"] = "0, 1"  # two runs instead of the shipped list: the same graph, a third of the time
+        if "filename_prefix" in inputs:
+            inputs["filename_prefix"] = prefix
+    return p
+
+
+def check_widgets(name, live: dict, api: dict):
+    """Every live widget (by name) holds the value of the shipped API copy, and the issue's values."""
+    for node_id, node in api.items():
+        assert node_id in live, f"{name}: node {node_id} ({node['class_type']}) did not load"
+        got = live[node_id]
+        assert got["type"] == node["class_type"]
+        linked = {k for k, v in node["inputs"].items() if isinstance(v, list)}  # widget inputs fed by a link
+        widgets = {k: v for k, v in got["widgets"].items() if k not in UI_ONLY_WIDGETS and k not in linked}
+        literal = {k: v for k, v in node["inputs"].items() if k not in linked}
+        assert widgets == literal, f"{name}: node {node_id} {node['class_type']} loaded {widgets}, shipped {literal}"
+        if "control_after_generate" in got["widgets"]:
+            assert got["widgets"]["control_after_generate"] in ("fixed", "increment", "decrement", "randomize")
+    for class_type, values in EXPECTED.get(name, {}).items():
+        nodes = [n for n in live.values() if n["type"] == class_type]
+        assert nodes, f"{name}: no {class_type} node"
+        for n in nodes:
+            for k, v in values.items():
+                assert n["widgets"][k] == pytest.approx(v), f"{name}: {class_type}.{k} = {n['widgets'][k]!r}, " \
+                                                            f"expected {v!r}"
+
+
+def check_outputs(name, server, entry, prompt):
+    assert entry["status"]["status_str"] == "success", f"{name}: {json.dumps(entry['status'])[:3000]}"
+    from PIL import Image
+    import numpy as np
+    saved = [node_id for node_id, n in prompt.items() if n["class_type"] in ("SaveImage", "PreviewImage")]
+    assert saved, f"{name}: no node writes an image"
+    for node_id in saved:
+        images = entry["outputs"].get(node_id, {}).get("images", [])
+        assert images, f"{name}: {prompt[node_id]['class_type']} {node_id} wrote nothing"
+        for im in images:
+            folder = server.output if im["type"] == "output" else Path(server.root) / "temp"
+            path = folder / im["subfolder"] / im["filename"]
+            with Image.open(path) as pic:
+                a = np.asarray(pic.convert("RGB"), dtype=np.float32)
+            assert a.shape[0] >= 32 and a.shape[1] >= 32 and np.isfinite(a).all() and a.std() > 0.5, \
+                f"{name}: {path} is blank or tiny {a.shape}"
+            if name in EXPECTED and any(n["class_type"] == "EmptyLatentImage" for n in prompt.values()):
+                assert a.shape[:2] == (SIDE, SIDE), f"{name}: {path} is {a.shape}, the latent was {SIDE}x{SIDE}"
+    for node_id, n in prompt.items():  # the LoRA loader's report reaches the text preview
+        source = n["inputs"].get("source")
+        if n["class_type"] == "PreviewAny" and isinstance(source, list) \
+                and prompt[source[0]]["class_type"].startswith("TCDLoraLoader"):
+            text = "".join(entry["outputs"][node_id]["text"])
+            assert TEST_LORA in text, f"{name}: the preview shows {text!r}, not the LoRA report"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_loads_converts_and_runs(name, server, frontend, test_files):
+    wf, api = load(name), load_api(name)
+    res = frontend.load(wf, name)
+    assert res["missing"] == [] and res["unregistered"] == [], f"{name}: missing node types {res}"
+    assert res["page_errors"] == [], f"{name}: page errors {res['page_errors']}"
+    assert res["alerts"] == [], f"{name}: the frontend complained {res['alerts']}"
+    assert res["count"] == len(wf["nodes"])
+    check_widgets(name, frontend.widgets(), api)
+    frontend.screenshot(SCREENSHOTS / f"workflow_{name}.png")
+
+    errors_before = len(frontend.page_errors)
+    converted = frontend.graph_to_prompt()
+    assert frontend.page_errors[errors_before:] == []
+    assert converted["output"] == api, f"{name}: the frontend's graph-to-prompt differs from workflows/api/{name}.json"
+    links = {tuple(link[:5]) for link in converted["workflow"]["links"]}
+    assert links == {tuple(link[:5]) for link in wf["links"]}, f"{name}: links changed on load"
+
+    prefix = f"tcd_wf_{name}_{uuid.uuid4().hex[:8]}"
+    prompt = rewrite_for_test(converted["output"], test_files, prefix)
+    entry = server.run(prompt, timeout=240)
+    check_outputs(name, server, entry, prompt)
+
+
+def test_template_list_and_thumbnails(server, frontend):
+    listed = server.get("/api/workflow_templates")
+    assert sorted(listed.get(PACK, [])) == NAMES, listed
+    for name in NAMES:
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK}/{name}.json", timeout=30) as r:
+            assert json.loads(r.read()) == load(name)
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/{PACK}/{name}.jpg", timeout=30) as r:
+            assert r.headers["Content-Type"] == "image/jpeg" and r.read()[:2] == b"\xff\xd8"
+    # the frontend's template browser: the pack's category, one card per workflow, each thumbnail decoded
+    page = frontend.page
+    page.evaluate("async () => await window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    try:
+        page.get_by_role("dialog").get_by_text(PACK, exact=True).last.click()
+        page.wait_for_function("(n) => Array.from(document.querySelectorAll('[role=dialog] img'))"
+                               ".filter(i => i.complete && i.naturalWidth > 0).length >= n", arg=len(NAMES),
+                               timeout=30_000)
+        cards = page.evaluate("() => Array.from(document.querySelectorAll('[role=dialog] img'))"
+                              ".map(i => [i.alt, i.naturalWidth])")
+        assert sorted(alt for alt, w in cards if w > 0) == NAMES, cards
+    finally:
+        page.keyboard.press("Escape")
