@@ -1,0 +1,208 @@
+"""Load TCD LoRA / Load TCD LoRA (model only): LoRA loaders that check the whole file against the model before
+applying it through the host's own machinery, refuse what does not fit, and say what they did in a report."""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+import comfy.lora
+import comfy.utils
+import folder_paths
+
+from .lora_keys import TCDLoraError, check_plan, log, make_report, plan_lora, read_header
+
+CATEGORY = "loaders/TCD"
+STRENGTH_RANGE = {"min": -100.0, "max": 100.0, "step": 0.01}
+CACHE_SIZE = 4
+
+# What has been read, per file path: (size, mtime_ns) -> header (and the tensors once loaded). A changed file (new size
+# or modification time) is read again; an unchanged one never is, whatever changes downstream.
+_CACHE: OrderedDict = OrderedDict()
+_LOCK = threading.Lock()
+STATS = {"header_reads": 0, "tensor_reads": 0}
+
+
+def file_signature(path: str):
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def clear_cache():
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _entry(path: str, display: str) -> dict:
+    try:
+        sig = file_signature(path)
+    except OSError as e:
+        raise TCDLoraError(f"LoRA file '{display}' cannot be opened: {e}") from None
+    with _LOCK:
+        hit = _CACHE.get(path)
+        if hit is not None and hit["sig"] == sig:
+            _CACHE.move_to_end(path)
+            return hit
+    header = read_header(path, display)
+    STATS["header_reads"] += 1
+    entry = {"sig": sig, "header": header, "sd": header.state_dict}
+    if header.state_dict is not None:
+        STATS["tensor_reads"] += 1
+    with _LOCK:
+        _CACHE[path] = entry
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return entry
+
+
+def _tensors(entry: dict, path: str, display: str) -> dict:
+    if entry["sd"] is None:
+        try:
+            sd = comfy.utils.load_torch_file(path, safe_load=True)
+        except Exception as e:
+            raise TCDLoraError(f"LoRA file '{display}' cannot be read ({type(e).__name__}: {e}). Re-download or "
+                               f"re-copy it. Nothing was applied.") from None
+        if set(sd) != set(entry["header"].shapes):
+            raise TCDLoraError(f"LoRA file '{display}' changed while it was being read; run the prompt again.")
+        entry["sd"] = sd
+        STATS["tensor_reads"] += 1
+    return entry["sd"]
+
+
+def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_clip: float | None):
+    """(model, clip, report): every module of the LoRA mapped, shape-checked and patched, or TCDLoraError."""
+    if model is None:
+        raise TCDLoraError("Load TCD LoRA needs a MODEL input.")
+    path = folder_paths.get_full_path("loras", lora_name)
+    if path is None:
+        raise TCDLoraError(f"LoRA file '{lora_name}' is not in the loras folder(s): "
+                           f"{', '.join(folder_paths.get_folder_paths('loras'))}.")
+    entry = _entry(path, lora_name)
+    plan = plan_lora(entry["header"], model.model, clip.cond_stage_model if clip is not None else None, lora_name)
+    needed = {"unet", "other"} | ({"te1", "te2"} if clip is not None else set())
+    check_plan(plan, needed)
+    counts = plan.counts()
+    if clip is None and "unet" not in counts and "other" not in counts:
+        raise TCDLoraError(f"'{lora_name}' holds only text-encoder modules, which the model-only loader cannot "
+                           f"apply: use Load TCD LoRA with a CLIP input. Nothing was applied.")
+
+    parts = set()
+    if strength_model != 0:
+        parts |= {"unet", "other"}
+    if clip is not None and strength_clip:
+        parts |= {"te1", "te2"}
+    to_load = {m.name: m.target for m in plan.modules.values() if m.part in parts}
+    new_model, new_clip, applied = model, clip, {"UNet weights": 0, "text-encoder weights": 0}
+    if to_load:
+        sd = _tensors(entry, path, lora_name)
+        patches = comfy.lora.load_lora(sd, to_load, log_missing=False)
+        lost = [name for name, target in to_load.items() if target not in patches]
+        if lost:
+            raise TCDLoraError(f"'{lora_name}': the host built no weight patch for {len(lost)} module(s) (e.g. "
+                               f"{lost[0]!r}); its weight adapters do not know this module type. Nothing was "
+                               f"applied.")
+        unet_p = {k: v for k, v in patches.items()
+                  if (k if isinstance(k, str) else k[0]).startswith("diffusion_model.")}
+        clip_p = {k: v for k, v in patches.items() if k not in unet_p}
+        if unet_p:
+            new_model = model.clone()
+            added = new_model.add_patches(unet_p, strength_model)
+            if len(added) != len(unet_p):
+                raise TCDLoraError(f"'{lora_name}': the model took {len(added)} of {len(unet_p)} weight patches. "
+                                   f"Nothing was applied.")
+            applied["UNet weights"] = len(added)
+        if clip_p:
+            new_clip = clip.clone()
+            added = new_clip.add_patches(clip_p, strength_clip)
+            if len(added) != len(clip_p):
+                raise TCDLoraError(f"'{lora_name}': the text encoders took {len(added)} of {len(clip_p)} weight "
+                                   f"patches. Nothing was applied.")
+            applied["text-encoder weights"] = len(added)
+    report = make_report(plan, strength_model, strength_clip if clip is not None else None, applied)
+    log.info(report)
+    return new_model, new_clip, report
+
+
+def _lora_signature(lora_name):
+    path = folder_paths.get_full_path("loras", lora_name) if lora_name else None
+    if path is None:
+        return lora_name
+    try:
+        size, mtime = file_signature(path)
+    except OSError:
+        return lora_name
+    return f"{lora_name}|{size}|{mtime}"
+
+
+REPORT_TOOLTIP = ("One paragraph: modules matched per part (UNet, each text encoder), the LoRA's and the model's "
+                  "base family, key format, rank, alpha, strengths and what was patched. Also written to the log.")
+
+
+class TCDLoraLoader:
+    DESCRIPTION = ("Load TCD LoRA: applies a LoRA (TCD, Hyper-SD, LCM or any style LoRA) to the model and text "
+                   "encoders, but only after checking that every module of the file maps to a weight of this model "
+                   "with the right shape. A LoRA for another base (SD1.5 on SDXL), a checkpoint or a truncated file "
+                   "is refused with a clear error instead of being half-applied. Reads kohya, diffusers and PEFT "
+                   "key formats; chain several loaders to stack LoRAs.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load_lora"
+    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
+    RETURN_NAMES = ("MODEL", "CLIP", "report")
+    OUTPUT_TOOLTIPS = ("The model with the LoRA patched in (lazily: weights change only when sampling loads them).",
+                       "The text encoders with the LoRA's text-encoder part patched in (unchanged when the LoRA "
+                       "has none).",
+                       REPORT_TOOLTIP)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": ("MODEL", {"tooltip": "The diffusion model (for example from Load Checkpoint) to apply the "
+                                           "LoRA to."}),
+            "clip": ("CLIP", {"tooltip": "The text encoders to apply the LoRA's text-encoder part to (TCD LoRAs "
+                                         "have none; pass it through)."}),
+            "lora_name": (folder_paths.get_filename_list("loras"),
+                          {"tooltip": "The LoRA file, from the models/loras folder. .safetensors is read header "
+                                      "first; other formats only with the host's weights-only loader."}),
+            "strength_model": ("FLOAT", {"default": 1.0, **STRENGTH_RANGE,
+                                         "tooltip": "How strongly the LoRA changes the diffusion model: 1 = as "
+                                                    "trained (use 1 for TCD LoRAs), 0 = not at all, negative "
+                                                    "inverts it."}),
+            "strength_clip": ("FLOAT", {"default": 1.0, **STRENGTH_RANGE,
+                                        "tooltip": "How strongly the LoRA changes the text encoders (only matters "
+                                                   "when the LoRA has a text-encoder part)."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, lora_name=None, **kwargs):
+        # Same file, same size and modification time: the host may reuse the cached result. A rewritten file runs
+        # again (and is read again); downstream changes (gamma, steps) never re-run this node.
+        return _lora_signature(lora_name)
+
+    def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
+        return apply_tcd_lora(model, clip, lora_name, strength_model, strength_clip)
+
+
+class TCDLoraLoaderModelOnly:
+    DESCRIPTION = ("Load TCD LoRA (model only): applies a LoRA's diffusion-model part after checking that every "
+                   "UNet module maps to a weight of this model with the right shape; refuses LoRAs for another base, "
+                   "checkpoints and damaged files with a clear error. Text-encoder modules are counted in the report "
+                   "but not applied.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load_lora_model_only"
+    RETURN_TYPES = ("MODEL", "STRING")
+    RETURN_NAMES = ("MODEL", "report")
+    OUTPUT_TOOLTIPS = ("The model with the LoRA patched in (lazily: weights change only when sampling loads them).",
+                       REPORT_TOOLTIP)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        req = TCDLoraLoader.INPUT_TYPES()["required"]
+        return {"required": {k: req[k] for k in ("model", "lora_name", "strength_model")}}
+
+    @classmethod
+    def IS_CHANGED(cls, lora_name=None, **kwargs):
+        return _lora_signature(lora_name)
+
+    def load_lora_model_only(self, model, lora_name, strength_model):
+        new_model, _clip, report = apply_tcd_lora(model, None, lora_name, strength_model, None)
+        return new_model, report
