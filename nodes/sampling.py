@@ -6,6 +6,7 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
+from . import cache as first_step_cache
 from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_gamma, check_int_range,
                    discrete_model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
 
@@ -83,13 +84,21 @@ class TCDKSampler:
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, gamma=None, scheduler=None, denoise=None):
-        # Naming an input here turns off the host's own min/max check for it, so both are done here (NaN too).
+    def VALIDATE_INPUTS(cls, steps=None, cfg=None, gamma=None, scheduler=None, denoise=None):
+        # Naming an input here turns off the host's own min/max and list checks for it, so they are done here (NaN
+        # too: the host's min/max check lets NaN through, and an unknown scheduler would only fail at run time).
+        schedulers = cls.INPUT_TYPES()["required"]["scheduler"][0]
+        if scheduler is not None and scheduler not in schedulers:
+            return f"scheduler={scheduler!r} is not one of {schedulers}"
+        if cfg is not None and not (isinstance(cfg, (int, float)) and 0.0 <= cfg <= 100.0):  # False for NaN
+            return f"cfg={cfg!r} is outside the allowed range 0..100"
         return check_gamma(gamma) or validate_grid(steps, denoise, 50, scheduler)
 
     def sample(self, model, seed, steps, cfg, gamma, scheduler, positive, negative, latent_image, denoise=1.0):
         sigmas = schedule_sigmas(model, scheduler, steps, denoise)
-        return (run_sampler(model, seed, cfg, tcd_ksampler(gamma), sigmas, positive, negative, latent_image),)
+        # Reuse the first model evaluation of an earlier run that differed only in gamma (see nodes/cache.py).
+        first = first_step_cache.sampler_options(model, seed, cfg, sigmas, positive, negative, latent_image)
+        return (run_sampler(model, seed, cfg, tcd_ksampler(gamma, **first), sigmas, positive, negative, latent_image),)
 
 
 def run_sampler(model, seed, cfg, sampler, sigmas, positive, negative, latent):
