@@ -89,3 +89,78 @@ def build_checkpoint(path: str, seed: int = 0, v_prediction: bool = False) -> st
 
 
 NODE_CLASS_MAPPINGS = {}
+
+
+# -- Reliability test nodes (tests/test_reliability.py) ------------------------------------------------------------
+def _chain_unet_wrapper(model, wrapper):
+    """A clone of `model` whose model function runs `wrapper(call, args)`, where `call` is any earlier wrapper."""
+    m = model.clone()
+    prev = m.model_options.get("model_function_wrapper")
+
+    def call(apply_model, args):
+        if prev is not None:
+            return prev(apply_model, args)
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    m.set_model_unet_function_wrapper(lambda apply_model, args: wrapper(lambda: call(apply_model, args), args))
+    return m
+
+
+def _step_of(args) -> int | None:
+    """1-based sampling step of this model call: position of the call's sigma in the run's sigma schedule."""
+    sample_sigmas = args["c"].get("transformer_options", {}).get("sample_sigmas")
+    if sample_sigmas is None:
+        return None
+    sigma = float(args["timestep"].flatten()[0])
+    table = sample_sigmas[:-1].float().cpu()
+    return int(torch.argmin((table - sigma).abs()).item()) + 1
+
+
+class TCDTestFaultyModel:
+    """Test-only: the model returns NaN (or inf) at one sampling step (stateless: the step is read from the sigma)."""
+    CATEGORY = "_for_testing/tcd"
+    FUNCTION = "patch"
+    RETURN_TYPES = ("MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "value": (["nan", "inf", "-inf"],),
+                             "at_step": ("INT", {"default": 2, "min": 1, "max": 1000})}}
+
+    def patch(self, model, value, at_step):
+        bad = float(value)
+
+        def wrapper(call, args):
+            out = call()
+            if _step_of(args) == at_step:
+                out = out.clone()
+                out.view(-1)[:: max(1, out.numel() // 7)] = bad  # a few poisoned values, not the whole tensor
+            return out
+        return (_chain_unet_wrapper(model, wrapper),)
+
+
+class TCDTestCallLog:
+    """Test-only: appends 'start <step>' / 'end <step>' lines to a file around every model call (counts calls)."""
+    CATEGORY = "_for_testing/tcd"
+    FUNCTION = "patch"
+    RETURN_TYPES = ("MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "path": ("STRING", {"default": ""})}}
+
+    def patch(self, model, path):
+        def log(line):
+            with open(path, "a") as f:
+                f.write(line + "\n")
+
+        def wrapper(call, args):
+            step = _step_of(args)
+            log(f"start {step}")
+            out = call()
+            log(f"end {step}")
+            return out
+        return (_chain_unet_wrapper(model, wrapper),)
+
+
+NODE_CLASS_MAPPINGS.update({"TCDTestFaultyModel": TCDTestFaultyModel, "TCDTestCallLog": TCDTestCallLog})
