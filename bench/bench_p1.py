@@ -36,7 +36,6 @@ def build_models(names):
     import torch
     import comfy.model_management
     import comfy.model_patcher
-    import comfy.supported_models
     import tcd_test_models as tm
 
     dev, off = comfy.model_management.get_torch_device(), torch.device("cpu")
@@ -49,18 +48,9 @@ def build_models(names):
         out["tiny"] = dict(model=comfy.model_patcher.ModelPatcher(base, load_device=dev, offload_device=off),
                            cond=cond, latent=(1, 4, 8, 8), label="TinySDXL (32 ch), 64x64 px (8x8 latent)")
     if "sd15" in names:
-        cfg = {"use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
-               "legacy": False, "adm_in_channels": None, "in_channels": 4, "model_channels": 320,
-               "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
-               "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1, "use_linear_in_transformer": False,
-               "context_dim": 768, "num_heads": 8, "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-               "use_temporal_attention": False, "use_temporal_resblock": False}
-        base = comfy.supported_models.SD15(cfg).get_model({}, device=off)
-        tm.init_weights(base.diffusion_model, 1)
-        n = sum(p.numel() for p in base.diffusion_model.parameters())
+        model, n = tm.sd15_random_model(1)
         cond = [[torch.randn(1, 77, 768, generator=g), {}]]
-        out["sd15"] = dict(model=comfy.model_patcher.ModelPatcher(base, load_device=dev, offload_device=off),
-                           cond=cond, latent=(1, 4, 32, 32),
+        out["sd15"] = dict(model=model, cond=cond, latent=(1, 4, 32, 32),
                            label=f"SD1.5 UNet ({n / 1e6:.0f}M params), 256x256 px (32x32 latent)")
     return out
 

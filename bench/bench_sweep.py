@@ -42,9 +42,6 @@ def counting(apply_model, args):
 
 def build_models(host, names):
     import torch
-    import comfy.model_management
-    import comfy.model_patcher
-    import comfy.supported_models
     import tcd_test_models as tm
 
     out = {}
@@ -61,17 +58,7 @@ def build_models(host, names):
                                   label="TinySDXL (32 ch), 512x512 px (64x64 latent)")
     if "sd15" in names:
         g = torch.Generator().manual_seed(123)
-        cfg = {"use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
-               "legacy": False, "adm_in_channels": None, "in_channels": 4, "model_channels": 320,
-               "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
-               "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1, "use_linear_in_transformer": False,
-               "context_dim": 768, "num_heads": 8, "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-               "use_temporal_attention": False, "use_temporal_resblock": False}
-        base = comfy.supported_models.SD15(cfg).get_model({}, device=torch.device("cpu"))
-        tm.init_weights(base.diffusion_model, 1)
-        n = sum(p.numel() for p in base.diffusion_model.parameters())
-        model = comfy.model_patcher.ModelPatcher(base, load_device=comfy.model_management.get_torch_device(),
-                                                 offload_device=torch.device("cpu"))
+        model, n = tm.sd15_random_model(1)
         model.set_model_unet_function_wrapper(counting)
         out["sd15"] = dict(model=model, cond=[[torch.randn(1, 77, 768, generator=g), {}]], latent=(1, 4, 32, 32),
                            label=f"SD1.5 UNet ({n / 1e6:.0f}M params), 256x256 px (32x32 latent)")

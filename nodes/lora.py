@@ -69,6 +69,16 @@ def _tensors(entry: dict, path: str, display: str) -> dict:
     return entry["sd"]
 
 
+def _patched(target, patches, strength, lora_name, what):
+    """A clone of ``target`` (ModelPatcher or CLIP) with every patch added, or TCDLoraError if any is refused."""
+    new = target.clone()
+    added = new.add_patches(patches, strength)
+    if len(added) != len(patches):
+        raise TCDLoraError(f"'{lora_name}': the {what} took {len(added)} of {len(patches)} weight patches. "
+                           f"Nothing was applied.")
+    return new, len(added)
+
+
 def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_clip: float | None):
     """(model, clip, report): every module of the LoRA mapped, shape-checked and patched, or TCDLoraError."""
     if model is None:
@@ -105,19 +115,10 @@ def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_
                   if (k if isinstance(k, str) else k[0]).startswith("diffusion_model.")}
         clip_p = {k: v for k, v in patches.items() if k not in unet_p}
         if unet_p:
-            new_model = model.clone()
-            added = new_model.add_patches(unet_p, strength_model)
-            if len(added) != len(unet_p):
-                raise TCDLoraError(f"'{lora_name}': the model took {len(added)} of {len(unet_p)} weight patches. "
-                                   f"Nothing was applied.")
-            applied["UNet weights"] = len(added)
+            new_model, applied["UNet weights"] = _patched(model, unet_p, strength_model, lora_name, "model")
         if clip_p:
-            new_clip = clip.clone()
-            added = new_clip.add_patches(clip_p, strength_clip)
-            if len(added) != len(clip_p):
-                raise TCDLoraError(f"'{lora_name}': the text encoders took {len(added)} of {len(clip_p)} weight "
-                                   f"patches. Nothing was applied.")
-            applied["text-encoder weights"] = len(added)
+            new_clip, applied["text-encoder weights"] = _patched(clip, clip_p, strength_clip, lora_name,
+                                                                 "text encoders")
     report = make_report(plan, strength_model, strength_clip if clip is not None else None, applied)
     log.info(report)
     return new_model, new_clip, report

@@ -81,7 +81,7 @@ class Host:
         missing = [n for n in ("TCDKSampler", "TCDSampler", "TCDSigmas") if n not in nodes.NODE_CLASS_MAPPINGS]
         if missing:
             raise RuntimeError(f"the host did not load the pack (missing {missing})")
-        self._ckpts = {}
+        self.executor = None
 
     # -- models --------------------------------------------------------------------------------------------------
     def checkpoint(self, seed: int = 0, v_prediction: bool = False) -> str:
@@ -98,16 +98,19 @@ class Host:
         pid = str(uuid.uuid4())
         return self.loop.run_until_complete(self.execution.validate_prompt(pid, prompt, None))
 
-    def run(self, prompt: dict, outputs: list[str] | None = None):
-        """Validate and execute an API-format prompt; returns {node id: ui/output dict} or raises with the error."""
+    def run(self, prompt: dict, outputs: list[str] | None = None, fresh: bool = False):
+        """Validate and execute an API-format prompt on one long-lived executor, like the server's queue (its cache
+        keeps unchanged node outputs, e.g. a loaded checkpoint); ``fresh``: a new executor first, as after a server
+        restart. Returns the executor, or raises PromptRejected / PromptFailed with the host's error."""
         ok, err, good_outputs, node_errors = self.validate(prompt)
         if not ok or node_errors:
             raise PromptRejected(err, node_errors)
-        ex = self.execution.PromptExecutor(self.server, cache_type=self.execution.CacheType.CLASSIC,
-                                           cache_args={"lru": 0, "ram": 0})
-        pid = str(uuid.uuid4())
+        if fresh or self.executor is None:
+            self.executor = self.execution.PromptExecutor(self.server, cache_type=self.execution.CacheType.CLASSIC,
+                                                          cache_args={"lru": 0, "ram": 0})
+        ex = self.executor
         self.server.messages.clear()
-        self.loop.run_until_complete(ex.execute_async(prompt, pid, {}, outputs or good_outputs))
+        self.loop.run_until_complete(ex.execute_async(prompt, str(uuid.uuid4()), {}, outputs or good_outputs))
         if not ex.success:
             errs = [d for e, d in self.server.messages if e == "execution_error"]
             raise PromptFailed(errs[0] if errs else ex.status_messages)

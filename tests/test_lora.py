@@ -229,25 +229,14 @@ def graph(host, loras, seed=1):
 
 
 class Runner:
-    """One executor kept across prompts, with the host's CLASSIC cache: unchanged nodes (the checkpoint, an unchanged
-    LoRA loader) are not run again, exactly as in the app."""
+    """Prompts on the host's long-lived executor (its CLASSIC cache: unchanged nodes, e.g. the checkpoint or an
+    unchanged LoRA loader, are not run again, exactly as in the app); returns the sampled latent."""
 
     def __init__(self, host):
         self.host = host
-        self.ex = host.execution.PromptExecutor(host.server, cache_type=host.execution.CacheType.CLASSIC,
-                                                cache_args={"lru": 0, "ram": 0})
 
     def latent(self, prompt):
-        prefix = f"lora_tests/{os.urandom(6).hex()}"
-        prompt = {**prompt, "save": {"class_type": "SaveLatent", "inputs": {"samples": ["sample", 0],
-                                                                           "filename_prefix": prefix}}}
-        ok, err, outputs, node_errors = self.host.validate(prompt)
-        assert ok and not node_errors, (err, node_errors)
-        self.host.loop.run_until_complete(self.ex.execute_async(prompt, os.urandom(8).hex(), {}, outputs))
-        assert self.ex.success, [d for e, d in self.host.server.messages if e == "execution_error"][-1:]
-        files = sorted(self.host.output.glob(prefix + "_*.latent"))
-        assert len(files) == 1
-        return safetensors.torch.load_file(str(files[0]))["latent_tensor"]
+        return self.host.run_latent(prompt, ["sample", 0])
 
 
 SMALL = r"attn2\.to_[kv]|ff\.net\.2|\.proj_out"  # a small LoRA keeps each sampling run cheap

@@ -1,9 +1,7 @@
 """Gamma sweeps and the first-step cache, through the real host: whole prompts on one long-lived executor (as the
 server queue runs them, so the host's own node cache keeps unchanged models), with the model's evaluations counted
 by a wrapper installed with the host's model-function wrapper hook."""
-import math
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -63,51 +61,33 @@ class Queue:
     """One PromptExecutor for the whole module, like the server's queue: its cache keeps unchanged node outputs."""
 
     def __init__(self, host):
-        from tcd_host import Server
         self.host = host
         host.nodes.NODE_CLASS_MAPPINGS.setdefault("TCDTestCountModelCalls", CountModelCalls)
         host.nodes.NODE_CLASS_MAPPINGS.setdefault("TCDTestCapture", Capture)
-        self.ex = host.execution.PromptExecutor(Server(), cache_type=host.execution.CacheType.CLASSIC,
-                                                cache_args={"lru": 0, "ram": 0})
         self.ckpt = host.checkpoint(0)
         self.lora = write_lora(host, self.ckpt)
         self.cache = sys.modules[host.pack.__name__ + ".nodes.cache"]
 
     def run(self, prompt, restart=False):
-        """Queue ``prompt``; returns (model evaluations made, what the capture node saw). ``restart``: a new
-        executor first, as after a server restart (the host re-executes every node, even an identical prompt)."""
-        from tcd_host import Server
-        ok, err, outputs, node_errors = self.host.validate(prompt)
-        assert ok and not node_errors, (err, node_errors)
-        if restart:
-            self.ex = self.host.execution.PromptExecutor(Server(), cache_type=self.host.execution.CacheType.CLASSIC,
-                                                         cache_args={"lru": 0, "ram": 0})
+        """Queue ``prompt`` on the host's long-lived executor; returns (model evaluations made, what the capture node
+        saw). ``restart``: a new executor first, as after a server restart (every node runs again)."""
         CAPTURED.clear()
         EVALS["n"] = 0
-        self.host.loop.run_until_complete(self.ex.execute_async(prompt, str(uuid.uuid4()), {}, outputs))
-        assert self.ex.success, [d for e, d in self.ex.status_messages if e == "execution_error"]
+        self.host.run(prompt, fresh=restart)
         return EVALS["n"], CAPTURED.get("out")
 
 
 def write_lora(host, ckpt):
-    """A small kohya-format LoRA (rank 4) on the attention projections of the tiny UNet, in the host's loras folder."""
+    """A small kohya-format LoRA (rank 4) on attention projections of the tiny UNet, in the host's loras folder."""
     import safetensors.torch
+    import tcd_lora_files
     path = host.models / "loras" / "tiny_tcd_test_lora.safetensors"
-    if path.exists():
-        return path.name
-    model = host.call("CheckpointLoaderSimple", ckpt_name=ckpt)[0]
-    g = torch.Generator().manual_seed(11)
-    tensors = {}
-    for k, w in model.model.state_dict().items():
-        if k.startswith("diffusion_model.") and k.endswith((".attn1.to_q.weight", ".attn2.to_k.weight",
-                                                            ".attn2.to_v.weight")):
-            name = "lora_unet_" + k[len("diffusion_model."):-len(".weight")].replace(".", "_")
-            out_f, in_f = w.shape
-            tensors[name + ".lora_down.weight"] = torch.randn(4, in_f, generator=g) / math.sqrt(in_f)
-            tensors[name + ".lora_up.weight"] = torch.randn(out_f, 4, generator=g)
-            tensors[name + ".alpha"] = torch.tensor(4.0)
-    assert len(tensors) >= 30
-    safetensors.torch.save_file(tensors, str(path))
+    if not path.exists():
+        model = host.call("CheckpointLoaderSimple", ckpt_name=ckpt)[0]
+        sd, expected = tcd_lora_files.make_lora("kohya_ldm", model.model, seed=11, scale=0.3,
+                                                only=r"attn1\.to_q|attn2\.to_[kv]")
+        assert len(expected) >= 10
+        safetensors.torch.save_file(sd, str(path))
     return path.name
 
 

@@ -164,3 +164,26 @@ class TCDTestCallLog:
 
 
 NODE_CLASS_MAPPINGS.update({"TCDTestFaultyModel": TCDTestFaultyModel, "TCDTestCallLog": TCDTestCallLog})
+
+
+# -- A full-width SD1.5-architecture UNet with random weights (benchmarks) -----------------------------------------
+SD15_UNET = {
+    "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True, "legacy": False,
+    "adm_in_channels": None, "in_channels": 4, "model_channels": 320, "num_res_blocks": [2, 2, 2, 2],
+    "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0], "channel_mult": [1, 2, 4, 4], "transformer_depth_middle": 1,
+    "use_linear_in_transformer": False, "context_dim": 768, "num_heads": 8,
+    "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+}
+
+
+def sd15_random_model(seed: int = 1):
+    """(ModelPatcher, parameter count) of the host's SD1.5 model class at full width, weights from ``init_weights``."""
+    import comfy.model_management
+    import comfy.model_patcher
+
+    base = comfy.supported_models.SD15(dict(SD15_UNET)).get_model({}, device=torch.device("cpu"))
+    init_weights(base.diffusion_model, seed)
+    n = sum(p.numel() for p in base.diffusion_model.parameters())
+    return comfy.model_patcher.ModelPatcher(base, load_device=comfy.model_management.get_torch_device(),
+                                            offload_device=torch.device("cpu")), n
