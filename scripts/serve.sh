@@ -13,16 +13,22 @@ while [ $# -gt 0 ]; do
     *) COMFY="$1"; shift ;;
   esac
 done
+extra=()
 if [ -n "$COMFY" ]; then
   [ -f "$COMFY/main.py" ] || { echo "no ComfyUI at $COMFY (main.py missing)" >&2; exit 2; }
   RUNPY="${PYTHON:-python3}"
+  # A user's ComfyUI: install the pack the usual way, as custom_nodes/comfyui-tcd (a link to this checkout).
+  mkdir -p "$COMFY/custom_nodes"
+  [ -e "$COMFY/custom_nodes/comfyui-tcd" ] || ln -s "$ROOT" "$COMFY/custom_nodes/comfyui-tcd"
 else
   ensure_venv; ensure_host
   COMFY="$HOST"; RUNPY="$VENV/bin/python"
+  # The shared embedded host stays unmodified: the pack is added through an extra custom_nodes folder.
+  nodes_dir="$CACHE/serve-custom-nodes"
+  mkdir -p "$nodes_dir"; ln -sfn "$ROOT" "$nodes_dir/comfyui-tcd"
+  printf 'comfyui_tcd:\n  base_path: %s\n  custom_nodes: serve-custom-nodes\n' "$CACHE" > "$CACHE/serve-paths.yaml"
+  extra+=(--extra-model-paths-config "$CACHE/serve-paths.yaml")
 fi
-mkdir -p "$COMFY/custom_nodes"
-[ -e "$COMFY/custom_nodes/comfyui-tcd" ] || ln -s "$ROOT" "$COMFY/custom_nodes/comfyui-tcd"
-extra=()
 "$RUNPY" -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null || extra+=(--cpu)
 log "serving $COMFY on http://127.0.0.1:$PORT ${extra[*]:-}"
 cd "$COMFY"

@@ -65,6 +65,7 @@ def reference(host, ckpt, gamma, steps, cfg, denoise, prediction_type="epsilon",
     assert torch.allclose(((1 - ac.double()) / ac.double()).sqrt().float(), ms.sigmas, rtol=1e-4), \
         "host and diffusers disagree on the training noise schedule"
 
+    @torch.no_grad()
     def diffusers_loop(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
         gen = torch.Generator().manual_seed(SEED)
         ts = sch.timesteps
