@@ -28,7 +28,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 
@@ -209,8 +209,4 @@ def sampler_options(model, seed, cfg, sigmas, positive, negative, latent) -> dic
     hit = lookup(keyed)
     if hit is not None:
         return {"first_denoised": hit}
-    return {"on_first_denoised": capture(keyed)}
-
-
-def capture(keyed) -> Callable[[torch.Tensor], None]:
-    return lambda denoised: store(keyed, denoised)
+    return {"on_first_denoised": lambda denoised: store(keyed, denoised)}

@@ -20,13 +20,18 @@ GAMMA_TOOLTIP = (
     "(about 0.2-0.3 at 4 steps, 0.5+ at 8 or more). Allowed range 0..1.")
 
 
+def check_float_range(name, value, lo, hi, note="") -> str | None:
+    """None when ``value`` is a finite number in lo..hi (or None: a linked input), else a message naming both."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+        return f"{name}={value!r} is outside the allowed range {lo:g}..{hi:g}{note}"
+    return None
+
+
 def check_gamma(gamma) -> str | None:
     """None when gamma is a number in 0..1, else a message naming the value and the range."""
-    if gamma is None:
-        return None
-    if not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or not 0.0 <= gamma <= 1.0:
-        return f"gamma={gamma!r} is outside the allowed range 0..1 (0 deterministic, 1 LCM-like)"
-    return None
+    return check_float_range("gamma", gamma, 0.0, 1.0, " (0 deterministic, 1 LCM-like)")
 
 
 def check_int_range(name, value, lo, hi) -> str | None:

@@ -7,8 +7,8 @@ import comfy.utils
 import latent_preview
 
 from . import cache as first_step_cache
-from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_gamma, check_int_range,
-                   discrete_model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
+from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_float_range, check_gamma,
+                   check_int_range, discrete_model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
 
 MAX_STEPS = 1000  # the training grid has 1000 timesteps; the reference grid never holds more
 CATEGORY = "sampling/TCD"
@@ -31,6 +31,11 @@ def denoise_input():
                       "tooltip": "How much of the image to re-create: 1 = from pure noise (text to image); lower "
                                  "keeps more of the input latent (image to image). On the 'tcd' scheduler this is "
                                  "diffusers' `strength`: it shortens the TCD grid. Must be above 0."})
+
+
+def scheduler_names() -> list:
+    """'tcd' first (the default), then the host's schedulers."""
+    return [SCHEDULER_NAME] + [s for s in comfy.samplers.KSampler.SCHEDULERS if s != SCHEDULER_NAME]
 
 
 def validate_grid(steps, denoise, original_inference_steps=50, scheduler=SCHEDULER_NAME):
@@ -71,7 +76,7 @@ class TCDKSampler:
                                          "negative prompt is then ignored and each step costs one model call); "
                                          "values above 1 double the calls."}),
             "gamma": gamma_input(),
-            "scheduler": ([SCHEDULER_NAME] + [s for s in comfy.samplers.KSampler.SCHEDULERS if s != SCHEDULER_NAME],
+            "scheduler": (scheduler_names(),
                           {"default": SCHEDULER_NAME,
                            "tooltip": "'tcd' is the reference TCD timestep grid (999, 759, 499, 259 at 4 steps). "
                                       "The host's schedulers are offered too; with them denoise follows the host's "
@@ -87,12 +92,10 @@ class TCDKSampler:
     def VALIDATE_INPUTS(cls, steps=None, cfg=None, gamma=None, scheduler=None, denoise=None):
         # Naming an input here turns off the host's own min/max and list checks for it, so they are done here (NaN
         # too: the host's min/max check lets NaN through, and an unknown scheduler would only fail at run time).
-        schedulers = cls.INPUT_TYPES()["required"]["scheduler"][0]
-        if scheduler is not None and scheduler not in schedulers:
-            return f"scheduler={scheduler!r} is not one of {schedulers}"
-        if cfg is not None and not (isinstance(cfg, (int, float)) and 0.0 <= cfg <= 100.0):  # False for NaN
-            return f"cfg={cfg!r} is outside the allowed range 0..100"
-        return check_gamma(gamma) or validate_grid(steps, denoise, 50, scheduler)
+        if scheduler is not None and scheduler not in scheduler_names():
+            return f"scheduler={scheduler!r} is not one of {scheduler_names()}"
+        return (check_float_range("cfg", cfg, 0.0, 100.0) or check_gamma(gamma)
+                or validate_grid(steps, denoise, 50, scheduler))
 
     def sample(self, model, seed, steps, cfg, gamma, scheduler, positive, negative, latent_image, denoise=1.0):
         sigmas = schedule_sigmas(model, scheduler, steps, denoise)
