@@ -1,11 +1,16 @@
-# make serve [COMFYUI=/path/to/ComfyUI] [PORT=8188]   serve ComfyUI with this pack (embedded host if no path)
-# make test [ARGS="-k parity"]                          set up and run every test
+# make serve [HOST=v0.33.0] [COMFYUI=/path/to/ComfyUI [PYTHON=...]] [PORT=8188]   serve ComfyUI with this pack
+# make test  [HOST=v0.33.0] [COMFYUI=/path/to/ComfyUI [PYTHON=...]] [ARGS="-k parity"]   set up and run every test
 # make bench B=bench_p1.py                              run one benchmark from bench/ (prints its ratios)
-PORT ?= 8188
+# HOST: v0.3.75 (default, embedded from PyPI) or v0.33.0 (the newest release); COMFYUI: your own ComfyUI instead.
+HOST = v0.3.75
+COMFYUI =
+PYTHON =
+PORT = 8188
+HOSTENV = TCD_HOST="$(HOST)" TCD_COMFYUI="$(COMFYUI)" TCD_PYTHON="$(PYTHON)"
 .PHONY: serve test bench
 serve:
-	bash scripts/serve.sh $(COMFYUI) --port $(PORT)
+	$(HOSTENV) bash scripts/serve.sh --port $(PORT)
 test:
-	bash scripts/test.sh $(ARGS)
+	$(HOSTENV) bash scripts/test.sh $(ARGS)
 bench:
-	bash bench/run.sh $(B)
+	$(HOSTENV) bash bench/run.sh $(B)

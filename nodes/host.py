@@ -61,11 +61,10 @@ def discrete_model_sampling(model):
 
 def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                     gamma=DEFAULT_GAMMA, **options):
-    """The host-facing TCD sampler: host noise convention (default noise sampler seeded with extra_args['seed'])."""
+    """The host-facing TCD sampler. Step noise: the pack's own stream seeded with extra_args['seed'], never the
+    host's default noise sampler (whose seeding differs between host versions and devices)."""
     extra_args = {} if extra_args is None else extra_args
     ms = model.inner_model.inner_model.model_sampling  # KSamplerX0Inpaint -> CFGGuider -> BaseModel
-    if noise_sampler is None:
-        noise_sampler = k_sampling.default_noise_sampler(x, seed=extra_args.get("seed"))
     x = sample_tcd(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                    noise_sampler=noise_sampler, gamma=gamma, sigma_table=ms.sigmas, **options)
     mask = extra_args.get("denoise_mask")

@@ -7,6 +7,7 @@ import comfy.utils
 import latent_preview
 
 from . import cache as first_step_cache
+from ..samplers import TCDInputError, initial_noise
 from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_float_range, check_gamma,
                    check_int_range, discrete_model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
 
@@ -107,7 +108,11 @@ class TCDKSampler:
 def run_sampler(model, seed, cfg, sampler, sigmas, positive, negative, latent):
     """Sample like the host's KSampler (noise, batch indices, noise mask, previews, progress) with our SAMPLER."""
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    if getattr(latent_image, "is_nested", False):
+        raise TCDInputError("TCD samples one latent tensor; this latent is nested (several latents in one), "
+                            "which TCD does not support")
+    # The pack's own noise stream (samplers/noise.py), the same on every host: its first draw is the initial noise.
+    noise = initial_noise(seed, latent_image.shape, latent.get("batch_index")).to(latent_image.dtype)
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
     samples = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent_image,
                                          noise_mask=latent.get("noise_mask"), callback=callback,

@@ -15,9 +15,11 @@ the training sigmas (``sigma_table[t]`` for t = 0..T-1) as an argument; they nev
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
+
+from .noise import step_noise_sampler
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -95,15 +97,6 @@ def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, 
     return x_s + noise * (sigma_prev ** 2 - sigma_s ** 2).clamp(min=0).sqrt()
 
 
-def _seeded_noise_sampler(x: torch.Tensor, seed: Optional[int]):
-    gen = None
-    if seed is not None:
-        gen = torch.Generator(device=x.device)
-        gen.manual_seed(seed)
-    return lambda sigma, sigma_next: torch.randn(x.size(), dtype=x.dtype, layout=x.layout, device=x.device,
-                                                 generator=gen)
-
-
 @torch.no_grad()
 def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, gamma=0.3,
                sigma_table: Optional[torch.Tensor] = None, first_denoised: Optional[torch.Tensor] = None,
@@ -112,7 +105,8 @@ def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, n
 
     ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` (required) holds the
     training sigmas, sigma of timestep 0..T-1.
-    Per-step noise: one draw shaped like ``x`` from ``noise_sampler`` per step while gamma > 0, none after the last.
+    Per-step noise: one draw shaped like ``x`` from ``noise_sampler`` per step while gamma > 0, none after the last;
+    by default the pack's own stream seeded with ``extra_args['seed']`` (see ``noise.py``).
     ``first_denoised`` replaces the first model evaluation (it does not depend on gamma); ``on_first_denoised`` is
     called with the first evaluation when it is computed.
     """
@@ -125,7 +119,7 @@ def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, n
     table = sigma_table.detach().to(device=x.device, dtype=torch.float32)
     table_cpu = table.cpu()  # integer-timestep lookups happen on the CPU, once per step
     if noise_sampler is None:
-        noise_sampler = _seeded_noise_sampler(x, extra_args.get("seed"))
+        noise_sampler = step_noise_sampler(extra_args.get("seed"), x)
     s_in = x.new_ones([x.shape[0]])
     n = len(sigmas) - 1
     for i in range(n):

@@ -66,7 +66,7 @@ NOTES = {
     "tcd_img2img": (
         "TCD image to image, SDXL (denoise 0.6)\n\n" + SDXL_FILES +
         "3. Any picture: click 'choose file to upload' on Load Image (example.png ships with ComfyUI).\n\n"
-        "The picture is scaled to about 1 megapixel, encoded, and re-sampled from 60% noise. On the 'tcd' scheduler "
+        "The picture is scaled and centre-cropped to 1024x1024 (SDXL's size), encoded, and re-sampled from 60% noise. On the 'tcd' scheduler "
         "denoise works like diffusers' strength: it shortens the TCD grid (4 steps at 0.6 = timesteps 599, 459, "
         "299, 159). Lower denoise keeps more of the picture; steps must stay at most 50 x denoise.\n\n" + GAMMA_NOTE),
     "tcd_hyper_sd_1step": (
@@ -166,10 +166,10 @@ def img2img(name):
              "widgets": {"lora_name": "TCD-SDXL-LoRA.safetensors", "strength_model": 1.0, "strength_clip": 1.0}},
             {"key": "image", "type": "LoadImage", "pos": [520, 40], "size": [320, 360],
              "widgets": {"image": "example.png"}},
-            {"key": "scale", "type": "ImageScaleToTotalPixels", "title": "Scale Image to Total Pixels",
-             "pos": [520, 460], "size": [320, 90],
-             "widgets": {"upscale_method": "lanczos", "megapixels": 1.0}},
-            {"key": "encode", "type": "VAEEncode", "pos": [520, 610], "size": [210, 50]},
+            {"key": "scale", "type": "ImageScale", "title": "Upscale Image",
+             "pos": [520, 460], "size": [320, 130],
+             "widgets": {"upscale_method": "lanczos", "width": 1024, "height": 1024, "crop": "center"}},
+            {"key": "encode", "type": "VAEEncode", "pos": [520, 650], "size": [210, 50]},
             {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [890, 40],
              "size": [400, 170], "widgets": {"text": "an oil painting of a mountain landscape, warm evening light"}},
             {"key": "neg", "type": "CLIPTextEncode", "title": "Negative prompt (ignored at cfg 1)",

@@ -24,6 +24,29 @@ def host_root() -> Path | None:
     return None
 
 
+def host_version(root: Path | None = None) -> str:
+    """The ComfyUI version of the host tree (its comfyui_version.py), e.g. '0.3.75'."""
+    import re
+    root = root or host_root()
+    text = (root / "comfyui_version.py").read_text() if root and (root / "comfyui_version.py").exists() else ""
+    m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", text)
+    return m.group(1) if m else "unknown"
+
+
+DEFAULT_HOST_VERSION = "0.3.75"  # the embedded default host, whose frontend the README's pictures show
+
+
+def docs_images() -> Path:
+    """Where tests write pictures: docs/images on the default host (the README shows them), else a temp folder, so a
+    run on another host leaves the shipped pictures alone."""
+    version = host_version()
+    if version == DEFAULT_HOST_VERSION:
+        return REPO / "docs" / "images"
+    path = Path(tempfile.gettempdir()) / f"tcd-images-comfyui-{version}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class Server:
     """The few server methods the executor calls; records what it sends."""
 
@@ -107,7 +130,7 @@ class Host:
             raise PromptRejected(err, node_errors)
         if fresh or self.executor is None:
             self.executor = self.execution.PromptExecutor(self.server, cache_type=self.execution.CacheType.CLASSIC,
-                                                          cache_args={"lru": 0, "ram": 0})
+                                                          cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
         ex = self.executor
         self.server.messages.clear()
         self.loop.run_until_complete(ex.execute_async(prompt, str(uuid.uuid4()), {}, outputs or good_outputs))

@@ -20,20 +20,25 @@ def sigma_table(scheduler: TCDScheduler) -> torch.Tensor:
     return ((1 - ac) / ac).sqrt().float()
 
 
-def reference_loop(scheduler: TCDScheduler, eps_model, init_noise: torch.Tensor, steps: int, gamma: float,
-                   seed: int, strength: float = 1.0, image_latent: torch.Tensor | None = None):
-    """Run diffusers' TCD loop; returns (timesteps, final DDPM-space sample)."""
+def reference_loop(scheduler: TCDScheduler, model_output, shape, steps: int, gamma: float, seed: int,
+                   strength: float = 1.0, image_latent: torch.Tensor | None = None):
+    """diffusers' TCD loop driven the way its float32 pipelines drive it: one CPU generator seeded with ``seed`` draws
+    the initial latents (``prepare_latents``), then every ``TCDScheduler.step`` draws its noise from it.
+    ``model_output(x_ddpm, t)`` is the model's eps (or v). Returns (timesteps, final DDPM-space sample, initial noise)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    gen = torch.Generator("cpu").manual_seed(seed)
     scheduler.set_timesteps(steps, strength=strength)
     timesteps = scheduler.timesteps
+    noise = randn_tensor(tuple(shape), generator=gen, device=torch.device("cpu"), dtype=torch.float32)
     if image_latent is None:
-        x = init_noise * scheduler.init_noise_sigma
-    else:
-        x = scheduler.add_noise(image_latent, init_noise, timesteps[:1])
-    gen = torch.Generator().manual_seed(seed)
+        x = noise * scheduler.init_noise_sigma
+    else:  # img2img pipelines: the encoded image noised to the first timestep
+        x = scheduler.add_noise(image_latent, noise, timesteps[:1])
     for t in timesteps:
-        out = eps_model(scheduler.scale_model_input(x, t), int(t))
+        out = model_output(scheduler.scale_model_input(x, t), int(t))
         x = scheduler.step(out, t, x, eta=gamma, generator=gen).prev_sample
-    return [int(t) for t in timesteps], x
+    return [int(t) for t in timesteps], x, noise
 
 
 def to_sigma_space(x_ddpm: torch.Tensor, scheduler: TCDScheduler, t: int) -> torch.Tensor:

@@ -290,12 +290,11 @@ def _maxdiff(a, b) -> float:
 
 
 def test_batch_noise_convention(server, ckpt):
-    """The host's convention, and what it implies for TCD (documented in docs/README-reliability.md):
+    """The pack's noise stream (samplers/noise.py), and what it implies for a batch (documented in the README):
 
-    * initial noise: comfy.sample.prepare_noise draws ONE randn tensor shaped like the whole batch from
-      torch.manual_seed(seed) (per-image draws only when the latent carries batch_index);
-    * per-step noise: the default noise sampler draws one tensor shaped like the whole batch per step, from a
-      generator seeded with the same seed.
+    * initial noise: the stream's first draw, ONE randn tensor shaped like the whole batch (what the host's
+      prepare_noise gives); per-image draws only when the latent carries batch_index;
+    * per-step noise: the stream's next draws, one tensor shaped like the whole batch per step.
     So image 0 of a batch equals the single-image run of that seed when no per-step noise is drawn after the
     first step (gamma 0, or 1 step), and differs otherwise; image i alone is reproduced with LatentFromBatch
     (batch_index i) at gamma 0. On the CPU generator this needs 4*h*w to be a multiple of 16 (see the 5x5 case).

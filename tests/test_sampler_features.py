@@ -5,7 +5,7 @@ import uuid
 
 import torch
 
-from test_host_parity import latent_from_tensor
+from tcd_prompts import latent_from_tensor
 
 
 def prompt(ckpt, latent_node, steps=4, gamma=0.3, extra=None):

@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from samplers import TCDInputError, sample_tcd, strategic_timestep, tcd_sigmas, tcd_timesteps
+from samplers import TCDInputError, initial_noise, sample_tcd, strategic_timestep, tcd_sigmas, tcd_timesteps
 from tcd_reference import make_scheduler, reference_loop, rel_max_err, sigma_table, to_sigma_space
 
 SHAPE = (2, 4, 8, 8)
@@ -44,9 +44,10 @@ def run_pair(steps, gamma, denoise, prediction_type="epsilon", seed=1234):
     sch = make_scheduler(prediction_type)
     table = sigma_table(sch)
     model = ToyModel()
-    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(seed))
     image = torch.randn(SHAPE, generator=torch.Generator().manual_seed(7)) if denoise < 1 else None
-    ts, ref = reference_loop(sch, model, noise, steps, gamma, seed, strength=denoise, image_latent=image)
+    ts, ref, ref_noise = reference_loop(sch, model, SHAPE, steps, gamma, seed, strength=denoise, image_latent=image)
+    noise = initial_noise(seed, SHAPE)  # the pack's stream: its first draw is the pipeline's initial latents
+    assert torch.equal(noise, ref_noise)
     sigmas = tcd_sigmas(table, steps, denoise)
     x0 = noise * (1 + sigmas[0] ** 2).sqrt() if image is None else image + noise * sigmas[0]  # host's noise_scaling
     ours = sample_tcd(denoiser(model, sch, table, prediction_type), x0, sigmas, extra_args={"seed": seed},

@@ -11,7 +11,6 @@ import torch
 pytestmark = pytest.mark.host
 
 REPO = Path(__file__).resolve().parents[1]
-GRID_PNG = REPO / "docs" / "images" / "gamma_sweep_grid.png"
 EVALS = {"n": 0}  # model evaluations, one per cond in each call's cond_or_uncond
 CAPTURED = {}
 
@@ -161,9 +160,9 @@ def test_sweep_shares_the_first_call(q, fresh_cache):
         r, c = divmod(i, 3)
         strip = img[r * cell_h + 64:(r + 1) * cell_h, c * 64:(c + 1) * 64]
         assert len(ink_columns(strip, strip[0, 0])) > 10, f"no label under tile {i}"
-    GRID_PNG.parent.mkdir(parents=True, exist_ok=True)
     from PIL import Image
-    Image.fromarray((img * 255).round().astype(np.uint8)).save(GRID_PNG)
+    from tcd_host import docs_images
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(docs_images() / "gamma_sweep_grid.png")
 
     # TCD Sampler with one of these gammas (a re-queue changing only the sampler) gives the same latent, bitwise,
     # and reuses the sweep's first evaluation.
