@@ -9,7 +9,7 @@ import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_sampling
 import comfy.samplers
 
-from ..samplers import TCDInputError, sample_tcd, tcd_sigmas
+from ..samplers import TCDInputError, check_gamma, flow_tcd_sigmas, sample_tcd, sample_tcd_flow, tcd_sigmas
 
 SAMPLER_NAME = "tcd"
 SCHEDULER_NAME = "tcd"
@@ -29,12 +29,8 @@ def check_float_range(name, value, lo, hi, note="") -> str | None:
     return None
 
 
-def check_gamma(gamma) -> str | None:
-    """None when gamma is a number in 0..1, else a message naming the value and the range."""
-    return check_float_range("gamma", gamma, 0.0, 1.0, " (0 deterministic, 1 LCM-like)")
-
-
 def check_int_range(name, value, lo, hi) -> str | None:
+    """None when ``value`` is an integer in lo..hi (or None: a linked input), else a message naming both."""
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
@@ -42,31 +38,45 @@ def check_int_range(name, value, lo, hi) -> str | None:
     return None
 
 
-def discrete_model_sampling(model):
-    """The model's DDPM-style sampling object, or a clear error for models TCD cannot drive (flow, EDM, cascade)."""
+def sampling_kind(ms) -> str:
+    """'ddpm' (a discrete 1000-step DDPM schedule, eps or v) or 'flow' (rectified flow, CONST) for a model sampling
+    object; a clear error naming its class for anything else (EDM, Stable Cascade, x0 prediction, ...)."""
+    MS = comfy.model_sampling
+    if (isinstance(ms, MS.ModelSamplingDiscrete)
+            and not isinstance(ms, (MS.ModelSamplingDiscreteEDM, MS.StableCascadeSampling))
+            and isinstance(ms, (MS.EPS, MS.V_PREDICTION)) and not isinstance(ms, (MS.EDM, MS.X0))):
+        return "ddpm"
+    odd_flows = tuple(getattr(MS, n) for n in ("IMG_TO_IMG_FLOW",) if hasattr(MS, n))  # CONST, not x = (1-s)x0 + s e
+    if (isinstance(ms, MS.CONST) and isinstance(ms, (MS.ModelSamplingDiscreteFlow, MS.ModelSamplingFlux))
+            and not isinstance(ms, odd_flows) and float(getattr(ms, "noise_scale", 1.0)) == 1.0):
+        return "flow"
+    bases = ", ".join(c.__name__ for c in type(ms).__mro__[1:3])
+    raise TCDInputError(
+        f"TCD needs a model with a discrete 1000-step DDPM noise schedule and eps or v prediction (SD1.5, SD2.x, "
+        f"SDXL) or a rectified-flow schedule (SD3/SD3.5, Flux and the host's other flow models); this model samples "
+        f"with {type(ms).__name__} ({bases}), which TCD cannot drive. Use the host's KSampler with a sampler made "
+        f"for this model.")
+
+
+def model_sampling(model):
+    """The model's sampling object, checked: TCD refuses what it cannot drive before anything runs."""
     ms = model.get_model_object("model_sampling")
-    ok = (isinstance(ms, comfy.model_sampling.ModelSamplingDiscrete)
-          and not isinstance(ms, (comfy.model_sampling.ModelSamplingDiscreteEDM,
-                                  comfy.model_sampling.StableCascadeSampling))
-          and isinstance(ms, (comfy.model_sampling.EPS, comfy.model_sampling.V_PREDICTION))
-          and not isinstance(ms, (comfy.model_sampling.EDM, comfy.model_sampling.X0)))
-    if not ok:
-        bases = ", ".join(c.__name__ for c in type(ms).__mro__[1:3])
-        raise TCDInputError(
-            f"TCD needs a model with a discrete 1000-step DDPM noise schedule and eps or v prediction "
-            f"(SD1.5, SD2.x, SDXL and their TCD/Hyper-SD LoRAs); this model samples with {type(ms).__name__} "
-            f"({bases}), which TCD cannot drive. Use the host's KSampler with a sampler made for this model.")
+    sampling_kind(ms)
     return ms
 
 
 def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                     gamma=DEFAULT_GAMMA, **options):
-    """The host-facing TCD sampler. Step noise: the pack's own stream seeded with extra_args['seed'], never the
-    host's default noise sampler (whose seeding differs between host versions and devices)."""
+    """The host-facing TCD sampler, for DDPM-grid and rectified-flow models alike. Step noise: the pack's own stream
+    seeded with extra_args['seed'], never the host's default noise sampler (whose seeding differs between host
+    versions and devices)."""
     extra_args = {} if extra_args is None else extra_args
     ms = model.inner_model.inner_model.model_sampling  # KSamplerX0Inpaint -> CFGGuider -> BaseModel
-    x = sample_tcd(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
-                   noise_sampler=noise_sampler, gamma=gamma, sigma_table=ms.sigmas, **options)
+    common = dict(extra_args=extra_args, callback=callback, disable=disable, noise_sampler=noise_sampler, gamma=gamma)
+    if sampling_kind(ms) == "flow":
+        x = sample_tcd_flow(model, x, sigmas, **common, **options)
+    else:
+        x = sample_tcd(model, x, sigmas, sigma_table=ms.sigmas, **common, **options)
     mask = extra_args.get("denoise_mask")
     if mask is not None and getattr(model, "latent_image", None) is not None:
         # TCD ends at sigma(t=0), not 0, so unlike the host's samplers its result is not the inpaint wrapper's
@@ -76,21 +86,23 @@ def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=No
 
 
 def tcd_ksampler(gamma: float, **options) -> comfy.samplers.KSAMPLER:
-    """A host SAMPLER object running TCD with this gamma."""
-    err = check_gamma(gamma)
+    """A host SAMPLER object running TCD with this gamma (and, optionally, ``gamma_end`` for a per-step ramp)."""
+    err = check_gamma(gamma) or check_gamma(options.get("gamma_end"), "gamma_end")
     if err:
         raise TCDInputError(err)
     return comfy.samplers.KSAMPLER(sample_tcd_host, extra_options={"gamma": float(gamma), **options})
 
 
 def tcd_schedule(model_sampling, steps: int, denoise: float = 1.0, original_inference_steps: int = 50) -> torch.Tensor:
-    """Sigmas on the reference TCD grid for this model's own noise schedule (host scheduler-handler signature)."""
-    return tcd_sigmas(model_sampling.sigmas, steps, denoise, original_inference_steps)
+    """Sigmas on the reference TCD grid for this model's own noise schedule (host scheduler-handler signature): the
+    DDPM grid's sigmas, or the same grid as fractions of a flow model's schedule (shift included), ending at 0."""
+    grid = flow_tcd_sigmas if sampling_kind(model_sampling) == "flow" else tcd_sigmas
+    return grid(model_sampling.sigmas, steps, denoise, original_inference_steps)
 
 
 def schedule_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.Tensor:
     """Sigmas for TCDKSampler: the reference grid for 'tcd', else the host's scheduler with the host's denoise rule."""
-    ms = discrete_model_sampling(model)
+    ms = model_sampling(model)
     if scheduler == SCHEDULER_NAME:
         return tcd_schedule(ms, steps, denoise)
     if not denoise > 0:

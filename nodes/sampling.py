@@ -9,7 +9,7 @@ import latent_preview
 from . import cache as first_step_cache
 from ..samplers import TCDInputError, initial_noise
 from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_float_range, check_gamma,
-                   check_int_range, discrete_model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
+                   check_int_range, model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
 
 MAX_STEPS = 1000  # the training grid has 1000 timesteps; the reference grid never holds more
 CATEGORY = "sampling/TCD"
@@ -167,4 +167,4 @@ class TCDSigmas:
         return validate_grid(steps, denoise, original_inference_steps)
 
     def get_sigmas(self, model, steps, denoise, original_inference_steps=50):
-        return (tcd_schedule(discrete_model_sampling(model), steps, denoise, original_inference_steps),)
+        return (tcd_schedule(model_sampling(model), steps, denoise, original_inference_steps),)

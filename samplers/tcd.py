@@ -19,13 +19,9 @@ from typing import Callable, Optional
 
 import torch
 
-from .noise import step_noise_sampler
+from .loop import TCDInputError, run_steps
 
 NUM_TRAIN_TIMESTEPS = 1000
-
-
-class TCDInputError(ValueError):
-    """A TCD setting outside what the reference sampler allows (the message names the value and the range)."""
 
 
 def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: int = 50,
@@ -97,51 +93,32 @@ def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, 
     return x_s + noise * (sigma_prev ** 2 - sigma_s ** 2).clamp(min=0).sqrt()
 
 
-@torch.no_grad()
 def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, gamma=0.3,
-               sigma_table: Optional[torch.Tensor] = None, first_denoised: Optional[torch.Tensor] = None,
+               gamma_end=None, sigma_table: Optional[torch.Tensor] = None, first_denoised: Optional[torch.Tensor] = None,
                on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
     """Strategic stochastic sampling (paper Algorithm 4 / eq. 9-10) with the k-diffusion sampler signature.
 
     ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` (required) holds the
-    training sigmas, sigma of timestep 0..T-1.
-    Per-step noise: one draw shaped like ``x`` from ``noise_sampler`` per step while gamma > 0, none after the last;
-    by default the pack's own stream seeded with ``extra_args['seed']`` (see ``noise.py``).
-    ``first_denoised`` replaces the first model evaluation (it does not depend on gamma); ``on_first_denoised`` is
-    called with the first evaluation when it is computed.
+    training sigmas, sigma of timestep 0..T-1. Per-step noise: one draw per step while that step's gamma > 0, none
+    after the last step (see ``loop.run_steps`` for the noise stream, ``gamma_end`` and the first-step options).
     """
-    extra_args = {} if extra_args is None else extra_args
-    gamma = float(gamma)
-    if not (0.0 <= gamma <= 1.0):
-        raise TCDInputError(f"gamma={gamma!r}: allowed range is 0..1 (0 deterministic, 1 LCM-like)")
     if sigma_table is None:
         raise TCDInputError("sample_tcd needs sigma_table, the model's training sigmas for timesteps 0..T-1")
     table = sigma_table.detach().to(device=x.device, dtype=torch.float32)
     table_cpu = table.cpu()  # integer-timestep lookups happen on the CPU, once per step
-    if noise_sampler is None:
-        noise_sampler = step_noise_sampler(extra_args.get("seed"), x)
-    s_in = x.new_ones([x.shape[0]])
     n = len(sigmas) - 1
-    for i in range(n):
-        sigma = sigmas[i]
-        if i == 0 and first_denoised is not None:
-            denoised = first_denoised
-        else:
-            denoised = model(x, sigma * s_in, **extra_args)
-            if i == 0 and on_first_denoised is not None:
-                on_first_denoised(denoised)
-        if not bool(torch.isfinite(denoised).all()):
-            raise FloatingPointError(
-                f"TCD step {i + 1} of {n}: the model returned NaN or inf at sigma {float(sigma):.4g} "
-                f"(timestep {timestep_from_sigma(float(sigma), table_cpu)}); refusing to continue with a broken latent")
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-        sigma_next = float(sigmas[i + 1])
+
+    def step(x, denoised, i, sigma, sigma_next_t, gamma_i, draw_noise):
+        sigma_next = float(sigma_next_t)
         t_prev = timestep_from_sigma(sigma_next, table_cpu)  # exact integer; 0 for the final target (sigma of t=0)
-        sigma_prev = table[t_prev] if sigma_next <= float(table_cpu[0]) else sigmas[i + 1].to(table)
-        s = strategic_timestep(t_prev, gamma)
+        sigma_prev = table[t_prev] if sigma_next <= float(table_cpu[0]) else sigma_next_t.to(table)
+        s = strategic_timestep(t_prev, gamma_i)
         sigma_s = sigma_prev if s == t_prev else torch.minimum(table[s], sigma_prev)
         x = trajectory_jump(denoised, predict_noise(x, denoised, sigma), sigma_s)
-        if gamma > 0 and not (i == n - 1 and sigma_next <= float(table_cpu[0])):
-            x = renoise(x, sigma_s, sigma_prev, noise_sampler(sigma, sigmas[i + 1]))
-    return x
+        if gamma_i > 0 and not (i == n - 1 and sigma_next <= float(table_cpu[0])):
+            x = renoise(x, sigma_s, sigma_prev, draw_noise())
+        return x
+
+    return run_steps(model, x, sigmas, step, extra_args, callback, disable, noise_sampler, gamma, gamma_end,
+                     first_denoised, on_first_denoised,
+                     where=lambda sigma: f"sigma {float(sigma):.4g} (timestep {timestep_from_sigma(sigma, table_cpu)})")

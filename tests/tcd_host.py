@@ -77,7 +77,7 @@ class Host:
         comfy.cli_args.args.disable_all_custom_nodes = False
         import folder_paths
         self.models = workdir / "models"
-        for kind in ("checkpoints", "loras"):
+        for kind in ("checkpoints", "loras", "diffusion_models"):
             (self.models / kind).mkdir(parents=True, exist_ok=True)
             folder_paths.add_model_folder_path(kind, str(self.models / kind), is_default=True)
         self.custom = workdir / "custom_nodes"
@@ -116,6 +116,15 @@ class Host:
             tcd_test_models.build_checkpoint(str(path), seed=seed, v_prediction=v_prediction)
         return name
 
+    def flow_model(self, family: str, seed: int = 0) -> str:
+        """File name (in the host's diffusion_models folder) of a small SD3- or Flux-shaped model, seeded weights."""
+        name = f"tiny_{family}_{seed}.safetensors"
+        path = self.models / "diffusion_models" / name
+        if not path.exists():
+            import tcd_test_models
+            tcd_test_models.build_flow_model(str(path), family, seed)
+        return name
+
     # -- running prompts -----------------------------------------------------------------------------------------
     def validate(self, prompt: dict):
         pid = str(uuid.uuid4())
@@ -148,6 +157,19 @@ class Host:
         files = sorted(self.output.glob(prefix + "_*.latent"))
         assert len(files) == 1, files
         return safetensors.torch.load_file(str(files[0]))["latent_tensor"]
+
+    def run_nodes(self, prompt: dict, wanted: list) -> list:
+        """Evaluate the nodes of an API prompt that ``wanted`` ([node id, slot] pairs) needs by calling them directly
+        (as ``call`` does), returning those outputs as Python objects (models, conditioning, sigmas...)."""
+        done = {}
+
+        def value(nid):
+            if nid not in done:
+                node = prompt[nid]
+                inputs = {k: value(v[0])[v[1]] if isinstance(v, list) else v for k, v in node["inputs"].items()}
+                done[nid] = self.call(node["class_type"], **inputs)
+            return done[nid]
+        return [value(nid)[slot] for nid, slot in wanted]
 
     def call(self, class_type: str, **inputs):
         """Run one node's function directly (as the executor would), returning its output tuple."""

@@ -60,3 +60,21 @@ def latent_from_tensor(host, tensor):
     safetensors.torch.save_file({"latent_tensor": tensor.contiguous(), "latent_format_version_0": torch.tensor([])},
                                 str(host.workdir / "input" / name))
     return {"class_type": "LoadLatent", "inputs": {"latent": name}}
+
+
+def flow_graph(unet_name, width=64, height=64, batch=1):
+    """A small flow model through the host's UNETLoader, test conditioning (no text encoder) and a 16-channel latent;
+    node ids as in ``base_graph`` so every sampler builder above wires to it."""
+    return {
+        "ckpt": {"class_type": "UNETLoader", "inputs": {"unet_name": unet_name, "weight_dtype": "default"}},
+        "pos": {"class_type": "TCDTestConditioning", "inputs": {"seed": 1, "guidance": 3.5}},
+        "neg": {"class_type": "TCDTestConditioning", "inputs": {"seed": 2, "guidance": 3.5}},
+        "latent": {"class_type": "EmptySD3LatentImage", "inputs": {"width": width, "height": height,
+                                                                   "batch_size": batch}},
+    }
+
+
+def gamma_sweep(gammas, steps, cfg, denoise=1.0, latent=("latent", 0)):
+    return {"class_type": "TCDGammaSweep", "inputs": {
+        "model": ["ckpt", 0], "seed": SEED, "steps": steps, "cfg": cfg, "gammas": gammas, "scheduler": "tcd",
+        "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": list(latent), "denoise": denoise}}

@@ -34,7 +34,7 @@ class ComfyServer:
             raise RuntimeError("COMFYUI_PATH is not set to a ComfyUI tree: run the tests with scripts/test.sh")
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tcd-server-"))
         self.models = self.workdir / "models"
-        for kind in ("checkpoints", "loras"):
+        for kind in ("checkpoints", "loras", "diffusion_models"):
             (self.models / kind).mkdir(parents=True, exist_ok=True)
         self.input = self.workdir / "input"
         self.output = self.workdir / "output"
@@ -48,7 +48,7 @@ class ComfyServer:
         self.yaml = self.workdir / "extra_model_paths.yaml"
         self.yaml.write_text(
             f"tcd_tests:\n  base_path: {self.workdir}\n  custom_nodes: custom_nodes\n"
-            f"  checkpoints: models/checkpoints\n  loras: models/loras\n")
+            f"  checkpoints: models/checkpoints\n  loras: models/loras\n  diffusion_models: models/diffusion_models\n")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None

@@ -187,3 +187,81 @@ def sd15_random_model(seed: int = 1):
     n = sum(p.numel() for p in base.diffusion_model.parameters())
     return comfy.model_patcher.ModelPatcher(base, load_device=comfy.model_management.get_torch_device(),
                                             offload_device=torch.device("cpu")), n
+
+
+# -- Small rectified-flow models: SD3-shaped (MMDiT) and Flux-shaped, with the real key names ----------------------
+# SD3: the host detects depth from the patch embedding (hidden = 64 * depth, heads = depth), so a depth-2 MMDiT is
+# found as the stock SD3 class (ModelSamplingDiscreteFlow, shift 3). Flux: the host's detection fixes 24 heads of
+# width 128, so the narrow model gets a test-only class (found only by its hidden size) that sets its heads.
+TINY_SD3 = {
+    "in_channels": 16, "patch_size": 2, "out_channels": 16, "depth": 2, "input_size": None, "adm_in_channels": 32,
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 48, "out_features": 128}},
+    "num_patches": 256, "pos_embed_max_size": 16, "pos_embed_scaling_factor": None, "x_block_self_attn_layers": [],
+}
+TINY_FLUX_HIDDEN = 64
+TINY_FLUX = {
+    "image_model": "flux", "axes_dim": [8, 12, 12], "num_heads": 2, "mlp_ratio": 4.0, "theta": 10000,
+    "out_channels": 16, "qkv_bias": True, "in_channels": 16, "hidden_size": TINY_FLUX_HIDDEN, "context_in_dim": 48,
+    "patch_size": 2, "vec_in_dim": 32, "depth": 1, "depth_single_blocks": 1, "guidance_embed": True,
+}
+FLOW_CONDITIONING = {"tokens": 7, "context_dim": 48, "pooled_dim": 32}  # what both small flow models take
+
+
+class TinyFlux(comfy.supported_models.Flux):
+    """Flux (dev: guidance embedding, shift 1.15) with a 64-wide transformer of 2 heads; found by its hidden size."""
+    unet_config = {"image_model": "flux", "guidance_embed": True, "hidden_size": TINY_FLUX_HIDDEN}
+
+    def __init__(self, unet_config):
+        super().__init__(unet_config)
+        self.unet_config.update(num_heads=TINY_FLUX["num_heads"], axes_dim=list(TINY_FLUX["axes_dim"]))
+
+
+if TinyFlux not in comfy.supported_models.models:
+    comfy.supported_models.models.insert(0, TinyFlux)
+
+
+def build_flow_model(path: str, family: str, seed: int = 0) -> str:
+    """Write a small SD3- or Flux-shaped diffusion model (seeded weights, real key names) with the host's writer."""
+    import comfy.utils
+    if family == "sd3":
+        cfg = comfy.supported_models.SD3(dict(TINY_SD3))
+    elif family == "flux":
+        import dataclasses
+        import comfy.ldm.flux.model
+        config = dict(TINY_FLUX)
+        if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
+            config["txt_ids_dims"] = []  # newer hosts: what their detection gives a standard Flux
+        cfg = TinyFlux(config)
+    else:
+        raise ValueError(f"family={family!r}: 'sd3' or 'flux'")
+    model = cfg.get_model({}, device=torch.device("cpu"))
+    init_weights(model.diffusion_model, seed)
+    g = torch.Generator().manual_seed(seed + 3)
+    with torch.no_grad():  # saved buffers (SD3's pos_embed) are not initialised by the host either
+        for _, b in sorted(model.diffusion_model.named_buffers(), key=lambda kv: kv[0]):
+            if b.is_floating_point():
+                b.copy_((torch.rand(b.shape, generator=g) * 2 - 1) * 0.5)
+    comfy.utils.save_torch_file(model.diffusion_model.state_dict(), path)
+    return path
+
+
+class TCDTestConditioning:
+    """Test-only: seeded random conditioning shaped for the small flow models (no text encoder needed)."""
+    CATEGORY = "_for_testing/tcd"
+    FUNCTION = "make"
+    RETURN_TYPES = ("CONDITIONING",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
+                             "guidance": ("FLOAT", {"default": 3.5, "min": 0.0, "max": 100.0})}}
+
+    def make(self, seed, guidance):
+        g = torch.Generator().manual_seed(seed)
+        c = FLOW_CONDITIONING
+        cond = torch.randn(1, c["tokens"], c["context_dim"], generator=g)
+        pooled = torch.randn(1, c["pooled_dim"], generator=g)
+        return ([[cond, {"pooled_output": pooled, "guidance": guidance}]],)
+
+
+NODE_CLASS_MAPPINGS["TCDTestConditioning"] = TCDTestConditioning

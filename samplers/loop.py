@@ -1,0 +1,82 @@
+"""The sampling loop every TCD sampler shares, whatever the noise schedule (DDPM grid or rectified flow).
+
+One model call per step (the first one may be supplied: it does not depend on gamma), a finite check that names the
+step, the host's callback, then the schedule's own step function. gamma may move linearly from ``gamma`` at the first
+step to ``gamma_end`` at the last. Step noise comes from ``noise_sampler``, by default the pack's own stream seeded
+with ``extra_args['seed']`` (``noise.py``), and is drawn only where the step uses it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+
+from .noise import step_noise_sampler
+
+try:  # the console progress bar, as the host's samplers draw it (tqdm comes with every host)
+    from tqdm.auto import trange
+except ImportError:  # pragma: no cover - plain range without tqdm
+    def trange(n, disable=None):
+        return range(n)
+
+
+class TCDInputError(ValueError):
+    """A TCD setting outside what the reference sampler allows (the message names the value and the range)."""
+
+
+GAMMA_RANGE = (0.0, 1.0)
+
+
+def check_gamma(gamma, name: str = "gamma") -> Optional[str]:
+    """None when ``gamma`` is a number in 0..1 (or None: a linked input), else a message naming the value and range."""
+    if gamma is None:
+        return None
+    lo, hi = GAMMA_RANGE
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) \
+            or not lo <= gamma <= hi:
+        return f"{name}={gamma!r} is outside the allowed range {lo:g}..{hi:g} (0 deterministic, 1 LCM-like)"
+    return None
+
+
+def gamma_schedule(gamma: float, gamma_end: Optional[float], steps: int) -> list[float]:
+    """gamma of each step: linear from ``gamma`` at the first step to ``gamma_end`` at the last (constant if None)."""
+    for name, value in (("gamma", gamma), ("gamma_end", gamma_end)):
+        msg = check_gamma(value, name)
+        if msg:
+            raise TCDInputError(msg)
+    if gamma_end is None or steps <= 1:
+        return [float(gamma)] * steps
+    return [float(gamma) + (float(gamma_end) - float(gamma)) * i / (steps - 1) for i in range(steps)]
+
+
+StepFn = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor, float, Callable], torch.Tensor]
+
+
+@torch.no_grad()
+def run_steps(model, x, sigmas, step: StepFn, extra_args=None, callback=None, disable=None, noise_sampler=None,
+              gamma=0.3, gamma_end=None, first_denoised: Optional[torch.Tensor] = None,
+              on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None,
+              where: Callable[[torch.Tensor], str] = lambda sigma: f"sigma {float(sigma):.4g}"):
+    """The shared loop: ``step(x, denoised, i, sigma, sigma_next, gamma_i, draw_noise)`` makes each move."""
+    extra_args = {} if extra_args is None else extra_args
+    n = len(sigmas) - 1
+    gammas = gamma_schedule(gamma, gamma_end, n)
+    if noise_sampler is None:
+        noise_sampler = step_noise_sampler(extra_args.get("seed"), x)
+    s_in = x.new_ones([x.shape[0]])
+    for i in trange(n, disable=disable):
+        sigma = sigmas[i]
+        if i == 0 and first_denoised is not None:
+            denoised = first_denoised
+        else:
+            denoised = model(x, sigma * s_in, **extra_args)
+            if i == 0 and on_first_denoised is not None:
+                on_first_denoised(denoised)
+        if not bool(torch.isfinite(denoised).all()):
+            raise FloatingPointError(f"TCD step {i + 1} of {n}: the model returned NaN or inf at {where(sigma)}; "
+                                     "refusing to continue with a broken latent")
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+        x = step(x, denoised, i, sigma, sigmas[i + 1], gammas[i], lambda: noise_sampler(sigma, sigmas[i + 1]))
+    return x

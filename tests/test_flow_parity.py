@@ -1,0 +1,135 @@
+"""samplers/flow.py against diffusers' FlowMatchEulerDiscreteScheduler (gamma 0: its Euler step; gamma 1: its
+stochastic_sampling step), same sigmas and the same noise, and against an independent float64 implementation of the
+flow TCD equations for 0 < gamma < 1; a Monte-Carlo check of the re-noise (no host)."""
+import math
+
+import pytest
+import torch
+
+from samplers import flow_renoise, flow_tcd_sigmas, initial_noise, sample_tcd_flow, tcd_timesteps
+from tcd_reference import flow_equations_reference, flow_reference_loop, rel_max_err
+
+SHAPE = (2, 16, 6, 5)
+SEED = 77
+WORST = {}
+
+
+def sd3_table(shift, n=1000):
+    """ModelSamplingDiscreteFlow's sigmas: shift * t / (1 + (shift - 1) * t) at t = k/n, k = 1..n."""
+    t = torch.arange(1, n + 1, dtype=torch.float64) / n
+    return (shift * t / (1 + (shift - 1) * t)).float()
+
+
+def flux_table(mu, n=10000):
+    """ModelSamplingFlux's sigmas: e^mu / (e^mu + (1/t - 1)) at t = k/n, k = 1..n."""
+    t = torch.arange(1, n + 1, dtype=torch.float64) / n
+    return (math.exp(mu) / (math.exp(mu) + (1 / t - 1))).float()
+
+
+class ToyVelocity:
+    """A fixed random nonlinear velocity field v(x, sigma) of order one (the flow model's raw output)."""
+
+    def __init__(self, seed=3):
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.randn(16, 16, generator=g) / 4
+        self.b = torch.randn(16, 1, 1, generator=g)
+
+    def __call__(self, x, sigma):
+        h = torch.einsum("oc,bchw->bohw", self.w, x.float())
+        return torch.tanh(h + self.b * math.cos(3 * float(sigma))) + 0.5 * x
+
+
+def denoiser(v):
+    """The host's view of the same model (CONST): denoised = x - sigma * v."""
+    return lambda x, sigma, **_: x - sigma.view(-1, 1, 1, 1) * v(x, sigma[0])
+
+
+def start(sigmas, seed, image=None):
+    noise = initial_noise(seed, SHAPE)
+    s0 = sigmas[0]
+    return s0 * noise if image is None else s0 * noise + (1 - s0) * image  # the host's CONST noise_scaling
+
+
+def test_latents_of_any_rank():
+    """A 5-D (video) latent samples exactly as the same values laid out in 4-D."""
+    sigmas = flow_tcd_sigmas(TABLES["sd3 shift 3"], 4)
+    x5 = start(sigmas, SEED).reshape(2, 16, 3, 2, 5)
+    lin = lambda x, sigma, **_: 0.5 * x  # noqa: E731 - any model acting elementwise
+    out5 = sample_tcd_flow(lin, x5, sigmas, extra_args={"seed": SEED}, gamma=0.4)
+    out4 = sample_tcd_flow(lin, x5.reshape(SHAPE), sigmas, extra_args={"seed": SEED}, gamma=0.4)
+    assert out5.shape == x5.shape and torch.equal(out5.reshape(SHAPE), out4)
+
+
+TABLES = {"sd3 shift 3": sd3_table(3.0), "shift 1": sd3_table(1.0), "sd3 shift 6": sd3_table(6.0),
+          "flux mu 1.15": flux_table(1.15)}
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+@pytest.mark.parametrize("steps", [1, 2, 4, 8])
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_matches_flow_match_euler(table, steps, gamma):
+    sigmas = flow_tcd_sigmas(TABLES[table], steps)
+    v = ToyVelocity()
+    x = start(sigmas, SEED)
+    ref = flow_reference_loop(sigmas, v, SHAPE, gamma, SEED)
+    ours = sample_tcd_flow(denoiser(v), x.clone(), sigmas, extra_args={"seed": SEED}, gamma=gamma)
+    err = rel_max_err(ours, ref)
+    WORST[("diffusers", table, steps, gamma)] = err
+    assert err <= 1e-3, f"relative max error {err:.3g}"
+
+
+@pytest.mark.parametrize("table", ["sd3 shift 3", "flux mu 1.15"])
+@pytest.mark.parametrize("steps", [2, 4, 8])
+@pytest.mark.parametrize("gamma,gamma_end", [(0.3, None), (0.5, None), (0.8, None), (0.2, 0.9)])
+def test_matches_float64_equations(table, steps, gamma, gamma_end):
+    sigmas = flow_tcd_sigmas(TABLES[table], steps)
+    v = ToyVelocity()
+    image = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
+    x = start(sigmas, SEED, image)
+    n = len(sigmas) - 1
+    gammas = [gamma if gamma_end is None or n == 1 else gamma + (gamma_end - gamma) * i / (n - 1) for i in range(n)]
+    ours = sample_tcd_flow(denoiser(v), x.clone(), sigmas, extra_args={"seed": SEED}, gamma=gamma,
+                           gamma_end=gamma_end)
+    err = rel_max_err(ours, flow_equations_reference(sigmas, v, SHAPE, gammas, SEED, image))
+    WORST[("float64", table, steps, gamma, gamma_end)] = err
+    assert err <= 1e-3, f"relative max error {err:.3g}"
+
+
+@pytest.mark.parametrize("sigma_next,gamma", [(0.75, 0.3), (0.5, 0.6), (0.2, 0.9)])
+def test_renoise_gives_the_marginal_of_sigma_next(sigma_next, gamma):
+    """From x_s = (1 - s) x0 + s eps, the re-noise alone gives mean (1 - sigma_next) x0 and std sigma_next."""
+    g = torch.Generator().manual_seed(11)
+    n, x0 = 100_000, 0.7
+    sigma_s = (1 - gamma) * sigma_next
+    x_s = (1 - sigma_s) * x0 + sigma_s * torch.randn(n, generator=g, dtype=torch.float64)
+    out = flow_renoise(x_s, torch.tensor(sigma_s, dtype=torch.float64), torch.tensor(sigma_next, dtype=torch.float64),
+                       torch.randn(n, generator=g, dtype=torch.float64))
+    mean, std = float(out.mean()), float(out.std())
+    WORST[("monte carlo", sigma_next, gamma)] = (mean, std)
+    assert abs(mean - (1 - sigma_next) * x0) <= 0.01 * (1 - sigma_next) * x0
+    assert abs(std - sigma_next) <= 0.01 * sigma_next
+
+
+def test_flow_grid_is_the_tcd_grid_on_the_models_schedule():
+    table = TABLES["sd3 shift 3"]
+    sig = flow_tcd_sigmas(table, 4)
+    assert tcd_timesteps(4) == [999, 759, 499, 259]
+    want = [3 * f / (1 + 2 * f) for f in (1.0, 0.76, 0.5, 0.26)] + [0.0]
+    assert torch.allclose(sig, torch.tensor(want), atol=1e-6)
+    flux = flow_tcd_sigmas(TABLES["flux mu 1.15"], 4)  # a 10000-entry table: the same fractions
+    want = [math.exp(1.15) / (math.exp(1.15) + 1 / f - 1) for f in (1.0, 0.76, 0.5, 0.26)] + [0.0]
+    assert torch.allclose(flux, torch.tensor(want), atol=1e-6)
+
+
+def test_print_flow_parity():
+    if not WORST:
+        pytest.skip("no flow parity case ran")
+    for kind in ("diffusers", "float64"):
+        cases = {k: e for k, e in WORST.items() if k[0] == kind}
+        for g in sorted({k[3] for k in cases}, key=str):
+            worst = max((e, k) for k, e in cases.items() if k[3] == g)
+            print(f"\nFLOW PARITY vs {kind} (gamma {g}): worst relative max error {worst[0]:.3e} over "
+                  f"{sum(1 for k in cases if k[3] == g)} settings (worst at {worst[1][1:]})")
+    for k, (mean, std) in ((k, v) for k, v in WORST.items() if k[0] == "monte carlo"):
+        print(f"FLOW RENOISE Monte Carlo sigma_next {k[1]} gamma {k[2]}: mean {mean:.5f} "
+              f"(want {(1 - k[1]) * 0.7:.5f}), std {std:.5f} (want {k[1]:.5f})")
