@@ -10,7 +10,7 @@ import comfy.lora
 import comfy.utils
 import folder_paths
 
-from .lora_keys import TCDLoraError, check_plan, log, make_report, plan_lora, read_header
+from .lora_keys import TE_PARTS, TCDLoraError, check_plan, log, make_report, plan_lora, read_header
 
 CATEGORY = "loaders/TCD"
 STRENGTH_RANGE = {"min": -100.0, "max": 100.0, "step": 0.01}
@@ -89,7 +89,7 @@ def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_
                            f"{', '.join(folder_paths.get_folder_paths('loras'))}.")
     entry = _entry(path, lora_name)
     plan = plan_lora(entry["header"], model.model, clip.cond_stage_model if clip is not None else None, lora_name)
-    needed = {"unet", "other"} | ({"te1", "te2"} if clip is not None else set())
+    needed = {"unet", "other"} | (set(TE_PARTS) if clip is not None else set())
     check_plan(plan, needed)
     counts = plan.counts()
     if clip is None and "unet" not in counts and "other" not in counts:
@@ -100,9 +100,10 @@ def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_
     if strength_model != 0:
         parts |= {"unet", "other"}
     if clip is not None and strength_clip:
-        parts |= {"te1", "te2"}
+        parts |= set(TE_PARTS)
     to_load = {m.name: m.target for m in plan.modules.values() if m.part in parts}
-    new_model, new_clip, applied = model, clip, {"UNet weights": 0, "text-encoder weights": 0}
+    unet_w = f"{plan.unet_label} weights"
+    new_model, new_clip, applied = model, clip, {unet_w: 0, "text-encoder weights": 0}
     if to_load:
         sd = _tensors(entry, path, lora_name)
         patches = comfy.lora.load_lora(sd, to_load, log_missing=False)
@@ -115,7 +116,7 @@ def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_
                   if (k if isinstance(k, str) else k[0]).startswith("diffusion_model.")}
         clip_p = {k: v for k, v in patches.items() if k not in unet_p}
         if unet_p:
-            new_model, applied["UNet weights"] = _patched(model, unet_p, strength_model, lora_name, "model")
+            new_model, applied[unet_w] = _patched(model, unet_p, strength_model, lora_name, "model")
         if clip_p:
             new_clip, applied["text-encoder weights"] = _patched(clip, clip_p, strength_clip, lora_name,
                                                                  "text encoders")
@@ -135,16 +136,18 @@ def _lora_signature(lora_name):
     return f"{lora_name}|{size}|{mtime}"
 
 
-REPORT_TOOLTIP = ("One paragraph: modules matched per part (UNet, each text encoder), the LoRA's and the model's "
-                  "base family, key format, rank, alpha, strengths and what was patched. Also written to the log.")
+REPORT_TOOLTIP = ("One paragraph: modules matched per part (UNet or transformer, each text encoder), the LoRA's and "
+                  "the model's base family, key format, rank, alpha, strengths and what was patched. Also written to "
+                  "the log.")
 
 
 class TCDLoraLoader:
     DESCRIPTION = ("Load TCD LoRA: applies a LoRA (TCD, Hyper-SD, LCM or any style LoRA) to the model and text "
                    "encoders, but only after checking that every module of the file maps to a weight of this model "
-                   "with the right shape. A LoRA for another base (SD1.5 on SDXL), a checkpoint or a truncated file "
-                   "is refused with a clear error instead of being half-applied. Reads kohya, diffusers and PEFT "
-                   "key formats; chain several loaders to stack LoRAs.")
+                   "with the right shape. A LoRA for another base (SD1.5 on SDXL, Flux on SD3.5), a checkpoint or a "
+                   "truncated file is refused with a clear error instead of being half-applied. SD1.5, SDXL, SD3/SD3.5 "
+                   "and Flux; reads kohya, diffusers, PEFT and the other key formats the host maps; chain several "
+                   "loaders to stack LoRAs.")
     CATEGORY = CATEGORY
     FUNCTION = "load_lora"
     RETURN_TYPES = ("MODEL", "CLIP", "STRING")
@@ -185,9 +188,9 @@ class TCDLoraLoader:
 
 class TCDLoraLoaderModelOnly:
     DESCRIPTION = ("Load TCD LoRA (model only): applies a LoRA's diffusion-model part after checking that every "
-                   "UNet module maps to a weight of this model with the right shape; refuses LoRAs for another base, "
-                   "checkpoints and damaged files with a clear error. Text-encoder modules are counted in the report "
-                   "but not applied.")
+                   "UNet or transformer module maps to a weight of this model with the right shape; refuses LoRAs for "
+                   "another base, checkpoints and damaged files with a clear error. Text-encoder modules are counted "
+                   "in the report but not applied.")
     CATEGORY = CATEGORY
     FUNCTION = "load_lora_model_only"
     RETURN_TYPES = ("MODEL", "STRING")

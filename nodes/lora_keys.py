@@ -48,14 +48,20 @@ _SUFFIXES = {
     ".lokr_w1": ("lokr", "w1"), ".lokr_w2": ("lokr", "w2"), ".lokr_w1_a": ("lokr", "w1a"),
     ".lokr_w1_b": ("lokr", "w1b"), ".lokr_w2_a": ("lokr", "w2a"), ".lokr_w2_b": ("lokr", "w2b"),
     ".lokr_t2": ("lokr", "t2"),
+    ".lora_A": ("lora", "down"), ".lora_B": ("lora", "up"),
     ".diff": ("diff", "diff"), ".diff_b": ("diff", "diff_b"),
     ".alpha": (None, "alpha"), ".dora_scale": (None, "dora_scale"), ".reshape_weight": (None, "reshape"),
 }
 _SUFFIX_ORDER = sorted(_SUFFIXES, key=len, reverse=True)
 _REQUIRED = {"lora": ("up", "down"), "loha": ("w1a", "w1b", "w2a", "w2b"), "diff": ()}
 
-PART_NAMES = {"unet": "UNet", "te1": "text encoder 1", "te2": "text encoder 2", "other": "other"}
+TE_PARTS = ("te1", "te2", "te3")
+PARTS = ("unet", *TE_PARTS, "other")
+PART_NAMES = {"unet": "UNet", "te1": "text encoder 1", "te2": "text encoder 2", "te3": "text encoder 3",
+              "other": "other"}
 FAMILY_BY_WIDTH = {768: "SD1.5", 1024: "SD2.x", 2048: "SDXL", 1280: "SDXL refiner"}
+# rectified-flow transformers by hidden width (the input width of their attention projections)
+FLOW_FAMILY_BY_WIDTH = {3072: "Flux", 2432: "SD3.5 large", 1536: "SD3/SD3.5 medium"}
 
 
 def split_key(key: str):
@@ -69,29 +75,39 @@ def split_key(key: str):
 
 def part_of(name: str) -> str:
     """Which part of the base model a LoRA module is meant for, from its name alone."""
+    if name.startswith(("lora_te3_", "text_encoder_3.", "text_encoders.t5xxl.")):
+        return "te3"
     if name.startswith(("lora_te2_", "text_encoder_2.", "text_encoders.clip_g.", "lora_prior_te_")):
         return "te2"
     if name.startswith(("lora_te1_", "lora_te_", "text_encoder.", "text_encoders.")):
         return "te1"
     if name.startswith(("lora_unet_", "unet.", "base_model.model.", "diffusion_model.", "lycoris_", "lora_prior_unet_",
                         "down_blocks.", "up_blocks.", "mid_block.", "input_blocks.", "middle_block.", "output_blocks.",
-                        "conv_in", "conv_out", "time_embedding", "add_embedding")):
+                        "conv_in", "conv_out", "time_embedding", "add_embedding", "transformer.", "lora_transformer_",
+                        "transformer_blocks.", "single_transformer_blocks.", "joint_blocks.", "double_blocks.",
+                        "single_blocks.")):
         return "unet"
     return "other"
 
 
-# Spellings the host's key map lacks for SD1.x/2.x/SDXL UNets, as candidate aliases of a module name. The host knows
+# Spellings the host's key map lacks, as candidate aliases of a module name. For SD1.x/2.x/SDXL UNets the host knows
 # diffusers attention projections only as '<block>.processor.to_q' (the old attention-processor form) and knows no
-# 'base_model.model.' (PEFT) prefix for these UNets.
+# 'base_model.model.' (PEFT) prefix; for Flux it knows diffusers names only under 'transformer.' (no PEFT prefix, and
+# the bare DiffSynth spelling only on newer hosts); for SD3 it knows no bare diffusers names. An alias counts only
+# where the host's key map has it, so each one maps just for the models whose map holds its target spelling.
 _ATTN_PROJ = re.compile(r"\.(to_q|to_k|to_v|to_out)(\.0)?$")
+_PREFIXED = ("unet.", "transformer.", "text_encoder", "lora_", "lycoris_", "base_model.", "diffusion_model.")
 
 
 def _aliases(name: str):
     bases = [name]
     for pre in ("unet.base_model.model.", "base_model.model."):
         if name.startswith(pre):
-            bases = [name[len(pre):], "unet." + name[len(pre):]]
+            bases = [name[len(pre):], "unet." + name[len(pre):], "transformer." + name[len(pre):]]
             break
+    else:
+        if not name.startswith(_PREFIXED):
+            bases.append("transformer." + name)
     out = []
     for b in bases:
         out.append(b)
@@ -236,13 +252,18 @@ def _delta_shape(m: Module, shapes: dict):
     return None
 
 
+def _target_key(target) -> str:
+    """The model weight a key-map target names: a key, (key, (dim, offset, size)) for a slice of a fused weight (Flux
+    and SD3 q/k/v), or (key, None, function) for a weight whose rows the host reorders (diffusers scale/shift)."""
+    return target if isinstance(target, str) else target[0]
+
+
 def _target_shape(target, model_shapes):
-    if isinstance(target, tuple):  # (key, (dim, offset, size)): a slice of a fused weight
-        key, (dim, _off, size) = target[0], target[1]
-        shape = list(model_shapes[key])
+    shape = list(model_shapes[_target_key(target)])
+    if isinstance(target, tuple) and target[1] is not None:
+        dim, _off, size = target[1]
         shape[dim] = size
-        return tuple(shape)
-    return tuple(model_shapes[target])
+    return tuple(shape)
 
 
 @dataclass
@@ -256,13 +277,18 @@ class LoraPlan:
     te_names: dict          # lora part -> the model's text encoder it maps to ('clip_l', ...)
     checked: set            # parts that were checked against a model ('unet', 'te1', ...)
 
+    unet_label: str = PART_NAMES["unet"]  # what the LoRA's diffusion-model modules are: 'UNet' or 'transformer'
+
     def part_modules(self, part):
         return [m for m in self.modules.values() if m.part == part]
+
+    def part_label(self, part):
+        return self.unet_label if part == "unet" else PART_NAMES[part]
 
     def counts(self):
         """part -> (matched with fitting shapes, total)."""
         out = OrderedDict()
-        for part in ("unet", "te1", "te2", "other"):
+        for part in PARTS:
             ms = self.part_modules(part)
             if ms:
                 out[part] = (sum(1 for m in ms if m.target is not None and m.problem is None), len(ms))
@@ -289,7 +315,7 @@ def plan_lora(header: Header, unet_model=None, clip_model=None, name: str | None
     if clip_model is not None:
         comfy.lora.model_lora_keys_clip(clip_model, key_map)
         shapes.update(model_state_shapes(clip_model))
-        checked.update(("te1", "te2"))
+        checked.update(TE_PARTS)
     if unet_model is not None and clip_model is not None:
         checked.add("other")
     te_names = {}
@@ -298,18 +324,19 @@ def plan_lora(header: Header, unet_model=None, clip_model=None, name: str | None
         if target is None:
             for alias in _aliases(m.name):
                 if alias in key_map:
-                    target, via = key_map[alias], _format_of(m.name, m)
+                    target, via = key_map[alias], _format_of(m.name, alias)
                     break
-        if target is not None and (target[0] if isinstance(target, tuple) else target) not in shapes:
+        if target is not None and _target_key(target) not in shapes:
             # the host's key map also names weights this model does not have (e.g. a downsampler at SDXL's last
             # level, from the generic diffusers mapping): such a module does not match
             target, via = None, None
         if target is None:
             continue
-        tkey = target[0] if isinstance(target, tuple) else target
+        tkey = _target_key(target)
         if m.part == "other":
-            m.part = "unet" if tkey.startswith("diffusion_model.") else "te2" if tkey.startswith("clip_g.") else "te1"
-        if m.part in ("te1", "te2"):
+            m.part = ("unet" if tkey.startswith("diffusion_model.") else "te2" if tkey.startswith("clip_g.")
+                      else "te3" if tkey.startswith("t5xxl.") else "te1")
+        if m.part in TE_PARTS:
             te_names.setdefault(m.part, tkey.split(".", 1)[0])
         m.target, m.via = target, via
         m.target_shape = _target_shape(target, shapes)
@@ -327,14 +354,26 @@ def plan_lora(header: Header, unet_model=None, clip_model=None, name: str | None
             d = _delta_shape(m, header.shapes)
             if isinstance(d, str):
                 m.problem = d
-    plan = LoraPlan(name, header, mods, extra, lora_family(mods, header.shapes),
-                    model_family(unet_model, clip_model), te_names, checked)
-    return plan
+    return LoraPlan(name, header, mods, extra, lora_family(mods, header.shapes), model_family(unet_model, clip_model),
+                    te_names, checked, unet_label=_unet_label(mods, unet_model))
 
 
-def _format_of(name: str, m: Module) -> str:
+def _unet_label(mods: dict, unet_model) -> str:
+    """'UNet' or 'transformer': what the LoRA's diffusion-model modules are by their names, else what the model is."""
+    unet, flow = _diffusion_modules(mods)
+    if flow and 2 * len(flow) >= len(unet):
+        return "transformer"
+    if any(_UNET_BLOCKS.search(_fold(m.name)) for m in unet):
+        return PART_NAMES["unet"]
+    uc = getattr(getattr(unet_model, "model_config", None), "unet_config", None)
+    return "transformer" if uc is not None and "num_res_blocks" not in uc else PART_NAMES["unet"]
+
+
+def _format_of(name: str, alias: str) -> str:
     if name.startswith(("base_model.model.", "unet.base_model.model.")):
         return "PEFT base_model.model."
+    if alias == "transformer." + name:
+        return "unprefixed diffusers"
     return "diffusers attention-projection"
 
 
@@ -353,8 +392,14 @@ def file_format(plan: LoraPlan) -> str:
         fmt = "PEFT"
     elif any(".processor." in n for n in names):
         fmt = "diffusers (attention processors)"
-    elif any(n.startswith(("unet.", "text_encoder")) for n in names):
+    elif any(n.startswith(("unet.", "text_encoder", "transformer.")) for n in names):
         fmt = "diffusers"
+    elif any(n.startswith("lora_transformer_") for n in names):
+        fmt = "OneTrainer"
+    elif any(n.startswith("lycoris_") for n in names):
+        fmt = "LyCORIS"
+    elif any(n.startswith("diffusion_model.") for n in names):
+        fmt = "LDM (diffusion_model.)"
     else:
         fmt = "unprefixed"
     kinds = Counter(m.kind for m in plan.modules.values())
@@ -364,21 +409,62 @@ def file_format(plan: LoraPlan) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Base family from the key layout and the cross-attention width. Keys are compared with '.' and '_' folded together
-# so kohya ('lora_unet_down_blocks_0_...') and diffusers ('unet.down_blocks.0....') read alike.
+# Base family from the key layout and the cross-attention width (UNets) or hidden width (rectified-flow transformers).
+# Keys are compared with '.' and '_' folded together so kohya ('lora_unet_down_blocks_0_...') and diffusers
+# ('unet.down_blocks.0....') read alike.
 _SD1_LAYOUT = re.compile(r"(down_blocks_0_attentions|down_blocks_3_|up_blocks_3_|input_blocks_[12]_1_|"
                          r"input_blocks_1[01]_|output_blocks_(9|10|11)_)")
 _SDXL_LAYOUT = re.compile(r"(transformer_blocks_[1-9]|up_blocks_0_attentions|input_blocks_[45]_1_transformer_blocks_1)")
 _CROSS_K = re.compile(r"attn2_(to_k|to_v|processor_to_k|processor_to_v)$")
 _TE_Q = re.compile(r"(self_attn_q_proj|self_attn_k_proj)$")
+# A transformer block of a rectified-flow model, after an optional format prefix: Flux 'double_blocks' /
+# 'single_blocks' (diffusers 'single_transformer_blocks'), SD3 'joint_blocks', or diffusers 'transformer_blocks' (both).
+_FLOW_NAME = re.compile(r"^(?:transformer_|base_model_model_|unet_base_model_model_|lora_transformer_|lycoris_|"
+                        r"lora_unet_|diffusion_model_)?(double_blocks|single_blocks|joint_blocks|"
+                        r"single_transformer_blocks|transformer_blocks)_\d+_(.+)$")
+_UNET_BLOCKS = re.compile(r"(^|_)(down_blocks|up_blocks|mid_block|input_blocks|middle_block|output_blocks)_")
+_FLOW_LAYOUT = {"double_blocks": "Flux", "single_blocks": "Flux", "single_transformer_blocks": "Flux",
+                "joint_blocks": "SD3"}
+# the block weights whose input is the hidden width (not the MLP down-projections, 4x wider, nor Flux's linear2)
+_FLOW_IN = re.compile(r"(to_[qkv]|add_[qkv]_proj|qkv|linear1|_lin|_linear|to_out_0|to_add_out|attn2?_proj|net_0_proj|"
+                      r"mlp_0|mlp_fc1|proj_mlp)$")
 
 
 def _fold(name: str) -> str:
     return name.replace(".", "_")
 
 
-def lora_family(mods: dict, shapes: dict) -> str:
+def _down_width(m: Module, shapes: dict):
+    return _numel(shapes[m.tensors["down"]][1:]) if m.kind == "lora" and "down" in m.tensors else None
+
+
+def _flow_family(flow, shapes: dict) -> str:
+    """Family of a LoRA whose modules are rectified-flow transformer blocks: [(module, block kind, rest of name)]."""
+    layouts = {_FLOW_LAYOUT[b] for _m, b, _r in flow if b in _FLOW_LAYOUT}
+    layout = layouts.pop() if len(layouts) == 1 else None
+    widths = Counter(_down_width(m, shapes) for m, _b, rest in flow if _FLOW_IN.search(rest))
+    widths.pop(None, None)
+    width = widths.most_common(1)[0][0] if widths else None
+    fam = FLOW_FAMILY_BY_WIDTH.get(width)
+    if fam == "SD3/SD3.5 medium" and any(r.startswith(("attn2_", "x_block_attn2_")) for _m, _b, r in flow):
+        fam = "SD3.5 medium"  # only SD3.5 medium has the second (self-)attention in its first blocks
+    if fam and layout and (layout == "Flux") != (fam == "Flux"):
+        fam = f"{fam} width with a {layout} layout (unusual)"
+    if fam is None:
+        fam = f"{layout}-like layout" if layout else "SD3- or Flux-like layout"
+    return fam + (f" (hidden width {width})" if width else "")
+
+
+def _diffusion_modules(mods: dict):
+    """(the LoRA's diffusion-model modules, [(module, block kind, rest of name)] for those in a flow transformer)."""
     unet = [m for m in mods.values() if m.part == "unet" or (m.part == "other" and m.target is None)]
+    return unet, [(m, mt.group(1), mt.group(2)) for m in unet if (mt := _FLOW_NAME.match(_fold(m.name)))]
+
+
+def lora_family(mods: dict, shapes: dict) -> str:
+    unet, flow = _diffusion_modules(mods)
+    if flow and 2 * len(flow) >= len(unet):
+        return _flow_family(flow, shapes)
     layout = None
     folded = [_fold(m.name) for m in unet]
     if any(_SDXL_LAYOUT.search(n) for n in folded):
@@ -387,8 +473,8 @@ def lora_family(mods: dict, shapes: dict) -> str:
         layout = "SD1/SD2"
     widths = Counter()
     for m, n in zip(unet, folded):
-        if _CROSS_K.search(n) and m.kind == "lora" and "down" in m.tensors:
-            widths[_numel(shapes[m.tensors["down"]][1:])] += 1
+        if _CROSS_K.search(n) and (w := _down_width(m, shapes)):
+            widths[w] += 1
     te = {}
     for m in mods.values():
         if m.part in ("te1", "te2") and m.kind == "lora" and "down" in m.tensors and _TE_Q.search(_fold(m.name)):
@@ -414,25 +500,39 @@ def lora_family(mods: dict, shapes: dict) -> str:
     return fam + (f" ({', '.join(details)})" if details else "")
 
 
+# the host's stock model classes (comfy.supported_models), most specific first, and what the reports call them
+_STOCK = (("SDXLRefiner", "SDXL refiner"), ("SDXL", "SDXL"), ("SD20", "SD2.x"), ("SD15", "SD1.5"),
+          ("FluxSchnell", "Flux schnell"), ("Flux", "Flux"), ("SD3", "SD3"))
+_SD3_BY_DEPTH = {38: "SD3.5 large", 24: "SD3 medium"}
+
+
 def model_family(unet_model=None, clip_model=None) -> str:
     if unet_model is None:
         return "unknown (no model)"
     cfg = getattr(unet_model, "model_config", None)
     uc = getattr(cfg, "unet_config", {}) or {}
-    width = uc.get("context_dim")
     sm = comfy.supported_models
     fam = None
-    for cls_name, label in (("SDXLRefiner", "SDXL refiner"), ("SDXL", "SDXL"), ("SD20", "SD2.x"), ("SD15", "SD1.5")):
+    for cls_name, label in _STOCK:
         cls = getattr(sm, cls_name, None)
         if cls is not None and isinstance(cfg, cls):
             fam = label
             break
     own = type(cfg).__name__ if cfg is not None else type(unet_model).__name__
+    hidden = uc.get("hidden_size")
+    if fam == "SD3":  # SD3 and SD3.5 share the class; depth and the extra self-attention layers tell them apart
+        depth = uc.get("depth", 0)
+        hidden = hidden or 64 * depth  # the host's own rule (comfy.model_detection: depth = hidden width / 64)
+        fam = _SD3_BY_DEPTH.get(depth, f"SD3-type MMDiT of depth {depth}")
+        if depth == 24 and uc.get("x_block_self_attn_layers"):
+            fam = "SD3.5 medium"
     if fam is None:
         fam = own
-    elif own not in ("SDXL", "SD20", "SD15", "SDXLRefiner"):
+    elif own not in dict(_STOCK):
         fam = f"{fam}-type {own}"
-    return f"{fam} (cross-attention width {width})" if width else fam
+    if uc.get("context_dim"):
+        return f"{fam} (cross-attention width {uc['context_dim']})"
+    return f"{fam} (hidden width {hidden})" if hidden else fam
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -441,7 +541,8 @@ def _what_is_it(header: Header) -> str:
     if any(k.startswith(("model.diffusion_model.", "first_stage_model.", "conditioner.", "cond_stage_model."))
            for k in keys):
         return "a full checkpoint (put it in models/checkpoints and load it with Load Checkpoint)"
-    if any(k.startswith(("input_blocks.", "middle_block.", "down_blocks.", "diffusion_model.")) for k in keys):
+    if any(k.startswith(("input_blocks.", "middle_block.", "down_blocks.", "diffusion_model.", "double_blocks.",
+                         "joint_blocks.", "transformer_blocks.")) for k in keys):
         return "a bare UNet / diffusion model (put it in models/diffusion_models)"
     if any(k.startswith(("encoder.", "decoder.", "quant_conv", "post_quant_conv")) for k in keys):
         return "a VAE (put it in models/vae)"
@@ -472,7 +573,7 @@ def check_plan(plan: LoraPlan, parts_needed: set) -> None:
     if broken:
         raise TCDLoraError(f"'{n}' has damaged LoRA modules: {_fmt_shape_list(broken)}. Nothing was applied.")
     counts = plan.counts()
-    for part in ("unet", "other", "te1", "te2"):
+    for part in ("unet", "other", *TE_PARTS):
         if part not in counts or part not in parts_needed:
             continue
         ms = plan.part_modules(part)
@@ -481,19 +582,34 @@ def check_plan(plan: LoraPlan, parts_needed: set) -> None:
             matched = sum(1 for m in ms if m.target is not None)
             examples = ", ".join(repr(m.name) for m in unmatched[:3])
             raise TCDLoraError(
-                f"'{n}' does not fit this model: only {matched} of {len(ms)} {PART_NAMES[part]} modules match a "
-                f"weight of the model (not found: {examples}{' and more' if len(unmatched) > 3 else ''}). {fams} "
+                f"'{n}' does not fit this model: only {matched} of {len(ms)} {plan.part_label(part)} modules match "
+                f"a weight of the model (not found: {examples}{' and more' if len(unmatched) > 3 else ''}). {fams} "
                 f"Use the LoRA made for this model's base. Nothing was applied.")
     bad = [m for m in plan.modules.values() if m.problem and m.part in parts_needed]
     if bad:
         raise TCDLoraError(f"'{n}' does not fit this model: {len(bad)} module(s) have the wrong shape "
                            f"({_fmt_shape_list(bad)}). {fams} Nothing was applied.")
-    targets = Counter((m.target if isinstance(m.target, str) else m.target[0], str(m.target))
-                      for m in plan.modules.values() if m.target is not None and m.part in parts_needed)
-    dup = [t for t, c in targets.items() if c > 1]
-    if dup:
-        raise TCDLoraError(f"'{n}' holds {len(dup)} weight(s) twice under different names (e.g. {dup[0][0]}): "
-                           f"the file mixes two LoRA formats. Nothing was applied.")
+    spans = {}
+    for m in plan.modules.values():
+        if m.target is not None and m.part in parts_needed:
+            spans.setdefault(_target_key(m.target), []).append(_module_span(m))
+    twice = [k for k, ss in spans.items() if _overlap(sorted(ss))]
+    if twice:
+        raise TCDLoraError(f"'{n}' holds {len(twice)} weight(s) twice under different names (e.g. {twice[0]}): "
+                           f"the file mixes two LoRA formats. Use a file in one format. Nothing was applied.")
+
+
+def _module_span(m: Module):
+    """(dim, start, stop): the rows of its weight a matched module changes (a slice, or all of them)."""
+    if isinstance(m.target, tuple) and m.target[1] is not None:
+        dim, off, size = m.target[1]
+        return dim, off, off + size
+    return 0, 0, m.target_shape[0]
+
+
+def _overlap(spans) -> bool:
+    """Whether any two of these sorted (dim, start, stop) spans of one weight share a row."""
+    return any(a[0] != b[0] or b[1] < a[2] for a, b in zip(spans, spans[1:]))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -535,7 +651,7 @@ def make_report(plan: LoraPlan, strength_model: float, strength_clip: float | No
     counts = plan.counts()
     bits = []
     for part, (ok, total) in counts.items():
-        label = PART_NAMES[part]
+        label = plan.part_label(part)
         if part in plan.te_names:
             label += f" ({plan.te_names[part]})"
         if part not in plan.checked:
@@ -543,7 +659,7 @@ def make_report(plan: LoraPlan, strength_model: float, strength_clip: float | No
         else:
             bits.append(f"{label} {ok}/{total} modules matched ({100 * ok / total:.0f}%)")
     if "unet" not in counts:
-        bits.append("no UNet modules")
+        bits.append(f"no {plan.unet_label} modules")
     conv = plan.converted()
     conv_txt = ""
     if conv:

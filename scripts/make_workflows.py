@@ -43,6 +43,11 @@ SDXL_FILES = (
     "2. TCD-SDXL-LoRA.safetensors: the file pytorch_lora_weights.safetensors from huggingface.co/h1t/TCD-SDXL-LoRA,\n"
     "   saved as ComfyUI/models/loras/TCD-SDXL-LoRA.safetensors\n")
 
+FLOW_GAMMA_NOTE = (
+    "gamma on a flow model (SD3/SD3.5, Flux): each step jumps to the noise level (1 - gamma) x the next one and "
+    "re-noises from there. 0.0 is the plain flow Euler step (sharpest, what these LoRAs are usually sampled with), "
+    "1.0 is LCM-like (every step starts from fresh noise, softest). 0.2-0.4 keeps the detail and smooths artefacts.\n")
+
 NOTES = {
     "tcd_sdxl_txt2img": (
         "TCD text to image, SDXL (1024x1024, 4 steps)\n\n" + SDXL_FILES +
@@ -69,6 +74,26 @@ NOTES = {
         "The picture is scaled and centre-cropped to 1024x1024 (SDXL's size), encoded, and re-sampled from 60% noise. On the 'tcd' scheduler "
         "denoise works like diffusers' strength: it shortens the TCD grid (4 steps at 0.6 = timesteps 599, 459, "
         "299, 159). Lower denoise keeps more of the picture; steps must stay at most 50 x denoise.\n\n" + GAMMA_NOTE),
+    "tcd_sd35_txt2img": (
+        "TCD on Stable Diffusion 3.5 Large (1024x1024, 8 steps) with the Hyper-SD3 8-step LoRA\n\n"
+        "Files to download:\n"
+        "1. sd3.5_large.safetensors  (huggingface.co/stabilityai/stable-diffusion-3.5-large)\n"
+        "   -> ComfyUI/models/checkpoints/\n"
+        "2. clip_g.safetensors, clip_l.safetensors, t5xxl_fp16.safetensors  (the text_encoders folder of the same "
+        "repository) -> ComfyUI/models/text_encoders/\n"
+        "3. Hyper-SD3-8steps-CFG-lora.safetensors  (huggingface.co/ByteDance/Hyper-SD) -> ComfyUI/models/loras/\n\n"
+        "The LoRA is used at strength 0.125 with cfg 5 (its authors' settings). The 'tcd' scheduler puts TCD's "
+        "timestep grid on SD3's own shifted schedule.\n\n" + FLOW_GAMMA_NOTE),
+    "tcd_flux_txt2img": (
+        "TCD on FLUX.1 [dev] (1024x1024, 8 steps) with the Hyper-FLUX 8-step LoRA\n\n"
+        "Files to download:\n"
+        "1. flux1-dev.safetensors  (huggingface.co/black-forest-labs/FLUX.1-dev) -> ComfyUI/models/diffusion_models/\n"
+        "2. ae.safetensors  (the same repository) -> ComfyUI/models/vae/\n"
+        "3. clip_l.safetensors, t5xxl_fp16.safetensors  (huggingface.co/comfyanonymous/flux_text_encoders)\n"
+        "   -> ComfyUI/models/text_encoders/\n"
+        "4. Hyper-FLUX.1-dev-8steps-lora.safetensors  (huggingface.co/ByteDance/Hyper-SD) -> ComfyUI/models/loras/\n\n"
+        "The LoRA is used at strength 0.125 (its authors' setting); Flux dev takes its guidance from FluxGuidance "
+        "(3.5), so cfg stays 1 and the negative prompt is not used.\n\n" + FLOW_GAMMA_NOTE),
     "tcd_hyper_sd_1step": (
         "One step with a Hyper-SD LoRA through the TCD sampler (gamma 1.0)\n\n"
         "Files to download:\n"
@@ -194,6 +219,64 @@ def img2img(name):
     }
 
 
+def flow_txt2img(name):
+    """SD3.5 (checkpoint + three text encoders) or Flux dev (diffusion model + two text encoders + VAE)."""
+    sd35 = name == "tcd_sd35_txt2img"
+    nodes = [{"key": "note", "type": "Note", "pos": [40, 40], "size": [430, 520], "widgets": {"text": NOTES[name]}}]
+    if sd35:
+        nodes += [
+            {"key": "ckpt", "type": "CheckpointLoaderSimple", "pos": [40, 610], "size": [430, 100],
+             "widgets": {"ckpt_name": "sd3.5_large.safetensors"}},
+            {"key": "clip", "type": "TripleCLIPLoader", "pos": [40, 770], "size": [430, 130],
+             "widgets": {"clip_name1": "clip_g.safetensors", "clip_name2": "clip_l.safetensors",
+                         "clip_name3": "t5xxl_fp16.safetensors"}},
+        ]
+        lora, cfg, neg_text = "Hyper-SD3-8steps-CFG-lora.safetensors", 5.0, NEGATIVE
+    else:
+        nodes += [
+            {"key": "ckpt", "type": "UNETLoader", "title": "Load Diffusion Model", "pos": [40, 610],
+             "size": [430, 100], "widgets": {"unet_name": "flux1-dev.safetensors"}},
+            {"key": "clip", "type": "DualCLIPLoader", "pos": [40, 770], "size": [430, 130],
+             "widgets": {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors",
+                         "type": "flux"}},
+            {"key": "vae", "type": "VAELoader", "pos": [40, 960], "size": [430, 80],
+             "widgets": {"vae_name": "ae.safetensors"}},
+            {"key": "guidance", "type": "FluxGuidance", "pos": [990, 400], "size": [320, 80],
+             "widgets": {"guidance": 3.5}},
+        ]
+        lora, cfg, neg_text = "Hyper-FLUX.1-dev-8steps-lora.safetensors", 1.0, ""
+    nodes += [
+        {"key": "lora", "type": "TCDLoraLoaderModelOnly", "pos": [520, 610], "size": [420, 110],
+         "widgets": {"lora_name": lora, "strength_model": 0.125}},
+        {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [520, 40], "size": [420, 190],
+         "widgets": {"text": PROMPT_SDXL}},
+        {"key": "neg", "type": "CLIPTextEncode",
+         "title": "Negative prompt" if sd35 else "Negative prompt (not used by Flux dev at cfg 1)",
+         "pos": [520, 290], "size": [420, 130], "widgets": {"text": neg_text}},
+        {"key": "latent", "type": "EmptySD3LatentImage", "pos": [520, 480], "size": [420, 110],
+         "widgets": {"width": 1024, "height": 1024, "batch_size": 1}},
+        {"key": "report", "type": "PreviewAny", "title": "TCD LoRA report", "pos": [520, 780], "size": [420, 170]},
+        {"key": "sampler", "type": "TCDKSampler", "pos": [990, 40], "size": [320, 290],
+         "widgets": {"seed": 42, "control_after_generate": "fixed", "steps": 8, "cfg": cfg, "gamma": 0.3,
+                     "scheduler": "tcd", "denoise": 1.0}},
+        {"key": "decode", "type": "VAEDecode", "pos": [990, 540], "size": [210, 50]},
+        {"key": "save", "type": "SaveImage", "pos": [1360, 40], "size": [520, 580],
+         "widgets": {"filename_prefix": "TCD_SD35" if sd35 else "TCD_Flux"}},
+    ]
+    links = [
+        ["ckpt", "MODEL", "lora", "model"], ["lora", 1, "report", "source"],
+        ["clip", "CLIP", "pos", "clip"], ["clip", "CLIP", "neg", "clip"],
+        ["lora", "MODEL", "sampler", "model"], ["neg", 0, "sampler", "negative"],
+        ["latent", 0, "sampler", "latent_image"], ["sampler", 0, "decode", "samples"], ["decode", 0, "save", "images"],
+    ]
+    if sd35:
+        links += [["pos", 0, "sampler", "positive"], ["ckpt", "VAE", "decode", "vae"]]
+    else:
+        links += [["pos", 0, "guidance", "conditioning"], ["guidance", 0, "sampler", "positive"],
+                  ["vae", "VAE", "decode", "vae"]]
+    return {"nodes": nodes, "links": links}
+
+
 SPECS = {
     "tcd_sdxl_txt2img": lambda n: sdxl_txt2img(n, "sd_xl_base_1.0.safetensors", "TCD-SDXL-LoRA.safetensors", 1024,
                                                PROMPT_SDXL, prefix="TCD_SDXL"),
@@ -201,6 +284,8 @@ SPECS = {
                                                512, PROMPT_SD15, prefix="TCD_SD15"),
     "tcd_custom_sampler": custom_sampler,
     "tcd_img2img": img2img,
+    "tcd_sd35_txt2img": flow_txt2img,
+    "tcd_flux_txt2img": flow_txt2img,
     "tcd_hyper_sd_1step": lambda n: sdxl_txt2img(n, "sd_xl_base_1.0.safetensors",
                                                  "Hyper-SDXL-1step-lora.safetensors", 1024, PROMPT_SDXL, steps=1,
                                                  gamma=1.0, prefix="TCD_HyperSD_1step"),

@@ -1,8 +1,10 @@
 """Synthetic LoRA files for tests and the benchmark, written from the host's own model layout (never from the loader
-under test): the TCD/LCM LoRA target modules of a UNet, named in each key format found in the wild.
+under test): the TCD/LCM LoRA target modules of a UNet, or every changeable weight of an SD3/Flux transformer, named
+in each key format found in the wild.
 
-Module names come from ``comfy.utils.unet_to_diffusers`` (diffusers name -> the host's LDM name); weight shapes from
-the host model's state dict. Every module gets seeded random up/down tensors so tests can recompute the patch.
+Module names come from ``comfy.utils.unet_to_diffusers`` (UNets) or ``mmdit_to_diffusers`` / ``flux_to_diffusers``
+(transformers: diffusers name -> the host's LDM name, or a row slice of it); weight shapes from the host model's state
+dict. Every module gets seeded random up/down tensors so tests can recompute the patch.
 """
 from __future__ import annotations
 
@@ -116,3 +118,98 @@ def expected_weight(w0, up, down, alpha, strength):
     scale = 1.0 if alpha is None else alpha / rank
     delta = up.double().flatten(1) @ down.double().flatten(1)
     return (w0.double() + strength * scale * delta.reshape(w0.shape)).to(w0.dtype)
+
+
+# -- rectified-flow transformers (SD3 / SD3.5 MMDiT, Flux) ---------------------------------------------------------
+# Modules come from the host: 'ldm' = every weight of the transformer a LoRA can change (2-D or more) under its own
+# name; 'diffusers' = the same weights as the host's diffusers map names them (``comfy.utils.mmdit_to_diffusers`` /
+# ``flux_to_diffusers``: fused q/k/v split into row slices, Flux's single-block linear1 into q, k, v and proj_mlp,
+# scale/shift rows swapped for the final and last-context modulations); 'ldm_qkv' (Flux): 'ldm' with each single
+# block's linear1 given only for its q/k/v rows ('linear1_qkv').
+# format -> (module list, name(list name), down suffix, up suffix, alpha stored?)
+FLOW_FORMATS = {
+    "kohya": ("ldm", lambda n: "lora_unet_" + n.replace(".", "_"), ".lora_down.weight", ".lora_up.weight", True),
+    "comfy_ldm": ("ldm", lambda n: "diffusion_model." + n, ".lora_down.weight", ".lora_up.weight", True),
+    "diffusers": ("diffusers", lambda n: "transformer." + n, ".lora_A.weight", ".lora_B.weight", False),
+    "diffusers_lora_down": ("diffusers", lambda n: "transformer." + n, ".lora.down.weight", ".lora.up.weight", True),
+    "peft": ("diffusers", lambda n: "base_model.model." + n, ".lora_A.weight", ".lora_B.weight", False),
+    "onetrainer": ("diffusers", lambda n: "lora_transformer_" + n.replace(".", "_"), ".lora_down.weight",
+                   ".lora_up.weight", True),
+    "lycoris": ("diffusers", lambda n: "lycoris_" + n.replace(".", "_"), ".lora_down.weight", ".lora_up.weight", True),
+    "unprefixed": ("diffusers", lambda n: n, ".lora_A.weight", ".lora_B.weight", False),
+    "comfy_linear1_qkv": ("ldm_qkv", lambda n: "diffusion_model." + n, ".lora_down.weight", ".lora_up.weight", True),
+}
+# other spellings the host's diffusers map also holds for the same weights (LyCORIS LoKr 'ff.linear_in', Flux 2's
+# fused 'attn.to_qkv_mlp_proj' / 'attn.to_out'): a file uses one spelling per weight, the standard diffusers one
+NOT_DIFFUSERS = re.compile(r"\.(linear_in|linear_out|to_qkv_mlp_proj|to_out)\.weight$")
+
+
+def flow_targets(base_model, kind):
+    """[(name, (host weight key, (first row, rows) or None, rows swapped?), delta shape)] for every module of a host
+    SD3/Flux transformer in list ``kind`` ('ldm', 'diffusers' or 'ldm_qkv'), sorted by name."""
+    import comfy.model_base
+    import comfy.utils
+    sd = {k: tuple(v.shape) for k, v in base_model.state_dict().items()}
+    uc = base_model.model_config.unet_config
+    out = []
+    if kind in ("ldm", "ldm_qkv"):
+        hidden = uc.get("hidden_size")
+        for k, shape in sd.items():
+            if k.startswith("diffusion_model.") and k.endswith(".weight") and len(shape) >= 2:
+                name = k[len("diffusion_model."):-len(".weight")]
+                if kind == "ldm_qkv" and name.endswith(".linear1"):  # q, k, v: the first 3 x hidden rows
+                    out.append((name + "_qkv", (k, (0, 3 * hidden), False), (3 * hidden, *shape[1:])))
+                else:
+                    out.append((name, (k, None, False), shape))
+        return sorted(out)
+    to_diffusers = (comfy.utils.flux_to_diffusers if isinstance(base_model, comfy.model_base.Flux)
+                    else comfy.utils.mmdit_to_diffusers)
+    for d, t in to_diffusers(uc, output_prefix="diffusion_model.").items():
+        key = t if isinstance(t, str) else t[0]
+        if not d.endswith(".weight") or NOT_DIFFUSERS.search(d) or len(sd.get(key, ())) < 2:
+            continue
+        shape = sd[key]
+        rows = None
+        if isinstance(t, tuple) and t[1] is not None:
+            dim, first, n = t[1]
+            assert dim == 0
+            rows, shape = (first, n), (n, *shape[1:])
+        out.append((d[:-len(".weight")], (key, rows, isinstance(t, tuple) and len(t) > 2), shape))
+    return sorted(out)
+
+
+def make_flow_lora(fmt, base_model, rank=4, seed=0, dtype=torch.float32, scale=0.05, only=None):
+    """(state dict, expected) for an SD3/Flux LoRA in format ``fmt`` (FLOW_FORMATS): expected maps each module name
+    to (host weight key, rows or None, swapped, up, down, alpha or None). ``only``: a regex on the list name."""
+    kind, name_of, dsuf, usuf, with_alpha = FLOW_FORMATS[fmt]
+    g = torch.Generator().manual_seed(seed)
+    sd, expected = {}, {}
+    for n, (key, rows, swapped), shape in flow_targets(base_model, kind):
+        if only is not None and not re.search(only, n):
+            continue
+        name = name_of(n)
+        down = (torch.randn((rank, *shape[1:]), generator=g) * scale).to(dtype)
+        up = (torch.randn((shape[0], rank, *([1] * (len(shape) - 2))), generator=g) * scale).to(dtype)
+        sd[name + dsuf], sd[name + usuf] = down, up
+        alpha = None
+        if with_alpha:
+            alpha = float(rank) / 2 + (len(expected) % 3)
+            sd[name + ".alpha"] = torch.tensor(alpha)
+        expected[name] = (key, rows, swapped, up, down, alpha)
+    return sd, expected
+
+
+def expected_flow_weights(w0, expected, strength):
+    """{weight key: W + strength * sum of (alpha / rank) * up @ down over its modules}, each delta on its rows and, for
+    the diffusers scale/shift modulations, with its two halves swapped; computed here from the formula."""
+    out = {}
+    for key, rows, swapped, up, down, alpha in expected.values():
+        w = out.setdefault(key, w0[key].double().clone())
+        rank = down.shape[0]
+        delta = up.double().flatten(1) @ down.double().flatten(1) * strength * (1.0 if alpha is None else alpha / rank)
+        if swapped:
+            half = delta.shape[0] // 2
+            delta = torch.cat([delta[half:], delta[:half]])
+        first, n = rows if rows is not None else (0, w.shape[0])
+        w[first:first + n] += delta.reshape(n, *w.shape[1:])
+    return {k: v.to(w0[k].dtype) for k, v in out.items()}

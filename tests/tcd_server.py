@@ -34,7 +34,7 @@ class ComfyServer:
             raise RuntimeError("COMFYUI_PATH is not set to a ComfyUI tree: run the tests with scripts/test.sh")
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="tcd-server-"))
         self.models = self.workdir / "models"
-        for kind in ("checkpoints", "loras", "diffusion_models"):
+        for kind in ("checkpoints", "loras", "diffusion_models", "vae"):
             (self.models / kind).mkdir(parents=True, exist_ok=True)
         self.input = self.workdir / "input"
         self.output = self.workdir / "output"
@@ -48,7 +48,8 @@ class ComfyServer:
         self.yaml = self.workdir / "extra_model_paths.yaml"
         self.yaml.write_text(
             f"tcd_tests:\n  base_path: {self.workdir}\n  custom_nodes: custom_nodes\n"
-            f"  checkpoints: models/checkpoints\n  loras: models/loras\n  diffusion_models: models/diffusion_models\n")
+            f"  checkpoints: models/checkpoints\n  loras: models/loras\n  diffusion_models: models/diffusion_models\n"
+            f"  vae: models/vae\n")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -125,6 +126,17 @@ class ComfyServer:
         if status != 200:
             raise AssertionError(f"/prompt answered {status}: {body}")
         return self.wait(body["prompt_id"], timeout)
+
+    def build_asset(self, folder: str, name: str, builder: str, *args) -> str:
+        """Write a test model file with ``tcd_test_models.<builder>(path, *args)`` into this server's models/<folder>
+        (in a helper process with the host loaded, not the server); returns the file name."""
+        path = self.models / folder / name
+        if not path.exists():
+            code = ("import sys, json; sys.path[:0]=[sys.argv[1], sys.argv[2]]; from tcd_host import get_host; "
+                    "get_host(); import tcd_test_models as m; getattr(m, sys.argv[3])(sys.argv[4], *json.loads(sys.argv[5]))")
+            subprocess.run([sys.executable, "-c", code, str(REPO / "tests"), str(REPO), builder, str(path),
+                            json.dumps(list(args))], check=True, capture_output=True, timeout=300)
+        return name
 
     def build_checkpoint(self, seed: int = 0, v_prediction: bool = False) -> str:
         """Build a TinySDXL checkpoint into this server's checkpoints folder (in a helper process, not the server)."""

@@ -33,11 +33,20 @@ TEST_IMAGE = "tcd_test_input.png"
 SIDE = 64
 
 # File names users will have (public model names), per loader input.
+CLIPS = {"clip_g.safetensors", "clip_l.safetensors", "t5xxl_fp16.safetensors"}
 PUBLIC_FILES = {
-    "ckpt_name": {"sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors"},
-    "lora_name": {"TCD-SDXL-LoRA.safetensors", "TCD-SD15-LoRA.safetensors", "Hyper-SDXL-1step-lora.safetensors"},
+    "ckpt_name": {"sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors", "sd3.5_large.safetensors"},
+    "lora_name": {"TCD-SDXL-LoRA.safetensors", "TCD-SD15-LoRA.safetensors", "Hyper-SDXL-1step-lora.safetensors",
+                  "Hyper-SD3-8steps-CFG-lora.safetensors", "Hyper-FLUX.1-dev-8steps-lora.safetensors"},
+    "unet_name": {"flux1-dev.safetensors"},
+    "vae_name": {"ae.safetensors"},
+    "clip_name1": CLIPS, "clip_name2": CLIPS, "clip_name3": CLIPS,
     "image": {"example.png"},
 }
+# The flow workflows' public files -> the test files (the small models have no text encoder the host's loaders
+# accept, so the test swaps each prompt encoded by a CLIP loader for seeded test conditioning).
+FLOW_LORAS = {"Hyper-SD3-8steps-CFG-lora.safetensors": "sd3", "Hyper-FLUX.1-dev-8steps-lora.safetensors": "flux"}
+CLIP_LOADERS = {"TripleCLIPLoader", "DualCLIPLoader"}
 
 # What issue 4 asks of each of its workflows: {class_type: {input: value}} (every node of that type must match).
 EXPECTED = {
@@ -60,6 +69,20 @@ EXPECTED = {
     "tcd_img2img": {
         "LoadImage": {"image": "example.png"}, "VAEEncode": {},
         "TCDKSampler": {"denoise": 0.6, "gamma": 0.3, "cfg": 1, "scheduler": "tcd"}, "SaveImage": {}},
+    "tcd_sd35_txt2img": {
+        "CheckpointLoaderSimple": {"ckpt_name": "sd3.5_large.safetensors"},
+        "TripleCLIPLoader": {"clip_name1": "clip_g.safetensors", "clip_name2": "clip_l.safetensors",
+                             "clip_name3": "t5xxl_fp16.safetensors"},
+        "TCDLoraLoaderModelOnly": {"lora_name": "Hyper-SD3-8steps-CFG-lora.safetensors", "strength_model": 0.125},
+        "TCDKSampler": {"steps": 8, "gamma": 0.3, "cfg": 5, "scheduler": "tcd", "denoise": 1},
+        "EmptySD3LatentImage": {"width": 1024, "height": 1024}, "VAEDecode": {}, "SaveImage": {}},
+    "tcd_flux_txt2img": {
+        "UNETLoader": {"unet_name": "flux1-dev.safetensors"}, "VAELoader": {"vae_name": "ae.safetensors"},
+        "DualCLIPLoader": {"clip_name1": "clip_l.safetensors", "clip_name2": "t5xxl_fp16.safetensors", "type": "flux"},
+        "TCDLoraLoaderModelOnly": {"lora_name": "Hyper-FLUX.1-dev-8steps-lora.safetensors", "strength_model": 0.125},
+        "FluxGuidance": {"guidance": 3.5},
+        "TCDKSampler": {"steps": 8, "gamma": 0.3, "cfg": 1, "scheduler": "tcd", "denoise": 1},
+        "EmptySD3LatentImage": {"width": 1024, "height": 1024}, "VAEDecode": {}, "SaveImage": {}},
     "tcd_hyper_sd_1step": {
         "TCDLoraLoader": {"lora_name": "Hyper-SDXL-1step-lora.safetensors"},
         "TCDKSampler": {"steps": 1, "gamma": 1.0, "cfg": 1, "scheduler": "tcd", "denoise": 1},
@@ -126,6 +149,12 @@ def test_files(server):
     from safetensors.torch import save_file
 
     ckpt = server.build_checkpoint(0)
+    flow = {"sd3_ckpt": server.build_asset("checkpoints", "tiny_sd3_ckpt.safetensors", "build_flow_checkpoint", "sd3"),
+            "flux": server.build_asset("diffusion_models", "tiny_flux.safetensors", "build_flow_model", "flux"),
+            "vae16": server.build_asset("vae", "tiny_vae16.safetensors", "build_vae", 16)}
+    for family in ("sd3", "flux"):
+        flow[f"lora_{family}"] = server.build_asset("loras", f"tcd_test_lora_tiny_{family}.safetensors",
+                                                    "build_flow_lora", family)
     lora_path = server.models / "loras" / TEST_LORA
     if not lora_path.exists():
         g = torch.Generator().manual_seed(7)
@@ -146,7 +175,7 @@ def test_files(server):
         y, x = torch.meshgrid(torch.linspace(0, 1, SIDE), torch.linspace(0, 1, SIDE), indexing="ij")
         rgb = (torch.stack([x, y, 1 - x * y], -1) * 255).to(torch.uint8).numpy()
         Image.fromarray(rgb).save(img)
-    return {"ckpt": ckpt, "lora": TEST_LORA, "image": TEST_IMAGE}
+    return {"ckpt": ckpt, "lora": TEST_LORA, "image": TEST_IMAGE, **flow}
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +206,7 @@ def test_workflow_files(name, object_info):
     # loader widgets hold the public file names, and the Note names every model file
     for node in api.values():
         inputs, ct = node["inputs"], node["class_type"]
-        for key in ("ckpt_name", "lora_name", "image"):
+        for key in PUBLIC_FILES:
             value = inputs.get(key)
             if not isinstance(value, str) or (key == "image" and ct != "LoadImage"):
                 continue
@@ -193,12 +222,26 @@ def test_workflow_files(name, object_info):
 def rewrite_for_test(prompt: dict, files: dict, prefix: str) -> dict:
     """Public files -> the test model, LoRA and image; sizes (and sweep lengths) -> tiny; a unique output prefix."""
     p = copy.deepcopy(prompt)
+    clip_loaders = [nid for nid, n in p.items() if n["class_type"] in CLIP_LOADERS]
+    for nid in clip_loaders:
+        del p[nid]
+    for i, (nid, node) in enumerate(sorted(p.items())):
+        clip = node["inputs"].get("clip")
+        if node["class_type"] == "CLIPTextEncode" and isinstance(clip, list) and clip[0] in clip_loaders:
+            p[nid] = {"class_type": "TCDTestConditioning", "inputs": {"seed": i, "guidance": 3.5}}
     for node in p.values():
         inputs, ct = node["inputs"], node["class_type"]
         if "ckpt_name" in inputs:
-            inputs["ckpt_name"] = files["ckpt"]
+            inputs["ckpt_name"] = files["sd3_ckpt"] if inputs["ckpt_name"].startswith("sd3") else files["ckpt"]
         if "lora_name" in inputs:
-            inputs["lora_name"] = files["lora"]
+            family = FLOW_LORAS.get(inputs["lora_name"])
+            inputs["lora_name"] = files[f"lora_{family}"] if family else files["lora"]
+        if "unet_name" in inputs:
+            inputs["unet_name"] = files["flux"]
+        if "vae_name" in inputs:
+            inputs["vae_name"] = files["vae16"]
+        if ct == "EmptySD3LatentImage":
+            inputs.update(width=SIDE, height=SIDE, batch_size=1)
         if ct == "LoadImage":
             inputs["image"] = files["image"]
         if ct == "EmptyLatentImage":
@@ -251,14 +294,16 @@ def check_outputs(name, server, entry, prompt):
                 a = np.asarray(pic.convert("RGB"), dtype=np.float32)
             assert a.shape[0] >= 32 and a.shape[1] >= 32 and np.isfinite(a).all() and a.std() > 0.5, \
                 f"{name}: {path} is blank or tiny {a.shape}"
-            if name in EXPECTED and any(n["class_type"] == "EmptyLatentImage" for n in prompt.values()):
+            if name in EXPECTED and any(n["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage")
+                                        for n in prompt.values()):
                 assert a.shape[:2] == (SIDE, SIDE), f"{name}: {path} is {a.shape}, the latent was {SIDE}x{SIDE}"
     for node_id, n in prompt.items():  # the LoRA loader's report reaches the text preview
         source = n["inputs"].get("source")
         if n["class_type"] == "PreviewAny" and isinstance(source, list) \
                 and prompt[source[0]]["class_type"].startswith("TCDLoraLoader"):
             text = "".join(entry["outputs"][node_id]["text"])
-            assert TEST_LORA in text, f"{name}: the preview shows {text!r}, not the LoRA report"
+            lora = next(n["inputs"]["lora_name"] for n in prompt.values() if "lora_name" in n["inputs"])
+            assert lora in text, f"{name}: the preview shows {text!r}, not the LoRA report"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -220,16 +220,50 @@ if TinyFlux not in comfy.supported_models.models:
     comfy.supported_models.models.insert(0, TinyFlux)
 
 
+def tiny_vae(latent_channels: int, seed: int):
+    """A TAESD-shaped VAE (the host's own class and key names) with seeded weights."""
+    import comfy.sd
+    import comfy.taesd.taesd
+    taesd = comfy.taesd.taesd.TAESD(latent_channels=latent_channels)
+    init_weights(taesd, seed)
+    return comfy.sd.VAE(sd=taesd.state_dict())
+
+
+def build_vae(path: str, latent_channels: int = 16, seed: int = 0) -> str:
+    """Write a small 16-channel (SD3 / Flux latent) VAE file for the host's VAELoader."""
+    import comfy.utils
+    comfy.utils.save_torch_file(tiny_vae(latent_channels, seed).get_sd(), path)
+    return path
+
+
+def build_flow_checkpoint(path: str, family: str = "sd3", seed: int = 0) -> str:
+    """Write a checkpoint (model + 16-channel VAE, no text encoders, as SD3.5's own files) with the host's writer."""
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.sd
+    model = flow_base_model(family, seed)
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
+                                               offload_device=torch.device("cpu"))
+    comfy.sd.save_checkpoint(path, patcher, None, tiny_vae(16, seed + 2))
+    return path
+
+
 def build_flow_model(path: str, family: str, seed: int = 0) -> str:
     """Write a small SD3- or Flux-shaped diffusion model (seeded weights, real key names) with the host's writer."""
     import comfy.utils
+    comfy.utils.save_torch_file(flow_base_model(family, seed).diffusion_model.state_dict(), path)
+    return path
+
+
+def flow_base_model(family: str, seed: int = 0):
+    """The host's model object for the small SD3- or Flux-shaped model, weights (and saved buffers) seeded."""
     if family == "sd3":
         cfg = comfy.supported_models.SD3(dict(TINY_SD3))
     elif family == "flux":
         import dataclasses
-        import comfy.ldm.flux.model
+        from comfy.ldm.flux import model as flux_model
         config = dict(TINY_FLUX)
-        if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
+        if "txt_ids_dims" in {f.name for f in dataclasses.fields(flux_model.FluxParams)}:
             config["txt_ids_dims"] = []  # newer hosts: what their detection gives a standard Flux
         cfg = TinyFlux(config)
     else:
@@ -241,8 +275,7 @@ def build_flow_model(path: str, family: str, seed: int = 0) -> str:
         for _, b in sorted(model.diffusion_model.named_buffers(), key=lambda kv: kv[0]):
             if b.is_floating_point():
                 b.copy_((torch.rand(b.shape, generator=g) * 2 - 1) * 0.5)
-    comfy.utils.save_torch_file(model.diffusion_model.state_dict(), path)
-    return path
+    return model
 
 
 class TCDTestConditioning:
@@ -265,3 +298,13 @@ class TCDTestConditioning:
 
 
 NODE_CLASS_MAPPINGS["TCDTestConditioning"] = TCDTestConditioning
+
+
+def build_flow_lora(path: str, family: str, seed: int = 7) -> str:
+    """A diffusers-named (``transformer.…lora_A/B``, as the Hyper-SD3/Hyper-FLUX files) LoRA for the small SD3/Flux
+    model, written by the tests' one LoRA writer (tcd_lora_files) from the host's own model layout."""
+    import comfy.utils
+    import tcd_lora_files
+    sd, _ = tcd_lora_files.make_flow_lora("diffusers", flow_base_model(family, 0), seed=seed)
+    comfy.utils.save_torch_file(sd, path)
+    return path
