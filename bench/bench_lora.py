@@ -26,10 +26,11 @@ def main():
     ap.add_argument("--rank", type=int, default=8)
     args = ap.parse_args()
 
-    from tcd_host import get_host
     import safetensors.torch
     import torch
+
     import tcd_lora_files as F
+    from tcd_host import get_host
 
     host = get_host()
     import comfy.model_management as mm

@@ -33,9 +33,10 @@ sys.path.insert(0, str(REPO / "tests"))  # tcd_host, tcd_test_models (not the re
 
 
 def build_models(names):
-    import torch
     import comfy.model_management
     import comfy.model_patcher
+    import torch
+
     import tcd_test_models as tm
 
     dev, off = comfy.model_management.get_torch_device(), torch.device("cpu")
@@ -66,8 +67,8 @@ def main():
 
     from tcd_host import get_host
     host = get_host()
-    import torch
     import comfy.utils
+    import torch
     comfy.utils.PROGRESS_BAR_ENABLED = False  # same for both samplers; keeps tqdm out of the timings
     tcd_node = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
     euler_node = host.nodes.NODE_CLASS_MAPPINGS["KSampler"]()

@@ -33,12 +33,14 @@ SMOKE = dict(ch=32, ctx=64, pooled=32, depth=[0, 0, 1, 1, 2, 2], depth_out=[0, 0
 
 def comfy_side(spec, dtype, device, steps, gamma):
     import torch
+
     from tcd_host import get_host
 
     host = get_host()  # first: it puts the host on sys.path and loads the pack as a custom node
     import comfy.model_patcher
     import comfy.supported_models
     import comfy.utils
+
     import tcd_test_models as tm
     comfy.utils.PROGRESS_BAR_ENABLED = False
     cfg = {"use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,

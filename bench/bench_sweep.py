@@ -42,6 +42,7 @@ def counting(apply_model, args):
 
 def build_models(host, names):
     import torch
+
     import tcd_test_models as tm
 
     out = {}
@@ -74,8 +75,8 @@ def main():
 
     from tcd_host import get_host
     host = get_host()
-    import torch
     import comfy.utils
+    import torch
     comfy.utils.PROGRESS_BAR_ENABLED = False
     cache = sys.modules[host.pack.__name__ + ".nodes.cache"]
     sampler = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
@@ -117,10 +118,10 @@ def main():
             # interleaved, alternating order, so that a change in the machine's load hits both sides alike
             for kind in (("sweep", "six") if r % 2 == 0 else ("six", "sweep")):
                 if kind == "sweep":
-                    dt, calls[kind], out = timed(lambda: sweep(m, seed)[0]["samples"])
+                    dt, calls[kind], out = timed(lambda m=m, seed=seed: sweep(m, seed)[0]["samples"])
                 else:
-                    dt, calls[kind], out = timed(lambda: torch.cat([single(m, seed, g, False)[0]["samples"]
-                                                                    for g in GAMMAS]))
+                    dt, calls[kind], out = timed(lambda m=m, seed=seed: torch.cat(
+                        [single(m, seed, g, False)[0]["samples"] for g in GAMMAS]))
                 res[kind].append(dt)
                 pair[kind] = out
             assert torch.equal(pair["sweep"], pair["six"]), "sweep != separate runs"
@@ -128,9 +129,9 @@ def main():
                 if kind == "requeue":
                     cache.clear()
                     single(m, seed + 500, 0.3, True)  # the run being re-queued (fills the cache)
-                    dt, calls[kind], out = timed(lambda: single(m, seed + 500, 0.7, True)[0]["samples"])
+                    dt, calls[kind], out = timed(lambda m=m, seed=seed: single(m, seed + 500, 0.7, True)[0]["samples"])
                 else:
-                    dt, calls[kind], out = timed(lambda: single(m, seed + 500, 0.7, False)[0]["samples"])
+                    dt, calls[kind], out = timed(lambda m=m, seed=seed: single(m, seed + 500, 0.7, False)[0]["samples"])
                 res[kind].append(dt)
                 pair[kind] = out
             assert torch.equal(pair["requeue"], pair["full"]), "cached != uncached"
@@ -148,7 +149,7 @@ def main():
     print("| model | time | 6-gamma sweep s (calls) | 6 separate runs s (calls) | ratio (expected) "
           "| gamma-only re-queue s (calls) | full run s (calls) | ratio (expected) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for label, reps, med, calls in rows:
+    for label, _reps, med, calls in rows:
         for i, clock in enumerate(("wall", "CPU")):
             print(f"| {label} | {clock} | {med['sweep'][i]:.3f} ({calls['sweep']}) "
                   f"| {med['six'][i]:.3f} ({calls['six']}) "

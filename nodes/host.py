@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_sampling
 import comfy.samplers
+import torch
 
 from ..samplers import TCDInputError, check_gamma, flow_tcd_sigmas, sample_tcd, sample_tcd_flow, tcd_sigmas
 
@@ -26,15 +25,6 @@ def check_float_range(name, value, lo, hi, note="") -> str | None:
         return None
     if not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
         return f"{name}={value!r} is outside the allowed range {lo:g}..{hi:g}{note}"
-    return None
-
-
-def check_int_range(name, value, lo, hi) -> str | None:
-    """None when ``value`` is an integer in lo..hi (or None: a linked input), else a message naming both."""
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        return f"{name}={value!r} is outside the allowed range {lo}..{hi}"
     return None
 
 
@@ -93,11 +83,13 @@ def tcd_ksampler(gamma: float, **options) -> comfy.samplers.KSAMPLER:
     return comfy.samplers.KSAMPLER(sample_tcd_host, extra_options={"gamma": float(gamma), **options})
 
 
-def tcd_schedule(model_sampling, steps: int, denoise: float = 1.0, original_inference_steps: int = 50) -> torch.Tensor:
-    """Sigmas on the reference TCD grid for this model's own noise schedule (host scheduler-handler signature): the
-    DDPM grid's sigmas, or the same grid as fractions of a flow model's schedule (shift included), ending at 0."""
+def tcd_schedule(model_sampling, steps: int, denoise: float = 1.0, original_inference_steps: int = 50,
+                 timesteps=None) -> torch.Tensor:
+    """Sigmas on the reference TCD grid (or custom ``timesteps``) for this model's own noise schedule (host
+    scheduler-handler signature): the DDPM grid's sigmas, or the same grid as fractions of a flow model's schedule
+    (shift included), ending at 0."""
     grid = flow_tcd_sigmas if sampling_kind(model_sampling) == "flow" else tcd_sigmas
-    return grid(model_sampling.sigmas, steps, denoise, original_inference_steps)
+    return grid(model_sampling.sigmas, steps, denoise, original_inference_steps, timesteps=timesteps)
 
 
 def schedule_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.Tensor:

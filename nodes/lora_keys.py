@@ -17,12 +17,11 @@ import struct
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
-import safetensors
-import torch
-
 import comfy.lora
 import comfy.supported_models
 import comfy.utils
+import safetensors
+import torch
 
 from ..samplers import TCDInputError
 
@@ -119,7 +118,7 @@ def _aliases(name: str):
 # --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class Header:
-    """What the file says about itself: tensor shapes and dtypes, and the alpha values (read without loading the rest)."""
+    """What the file says about itself: tensor shapes and dtypes, and the alpha values (without loading the rest)."""
     path: str
     shapes: dict
     dtypes: dict
@@ -177,7 +176,8 @@ def read_header(path: str, display: str | None = None) -> Header:
     try:
         sd = comfy.utils.load_torch_file(path, safe_load=True)
     except Exception as e:
-        raise TCDLoraError(f"LoRA file '{display}' cannot be read with the host's weights-only loader ({type(e).__name__}: "
+        raise TCDLoraError(f"LoRA file '{display}' cannot be read with the host's weights-only loader "
+                           f"({type(e).__name__}: "
                            f"{e}). It is truncated, damaged, or holds more than plain tensors; a .safetensors copy "
                            f"of the LoRA avoids this.") from None
     if not isinstance(sd, dict):
@@ -472,7 +472,7 @@ def lora_family(mods: dict, shapes: dict) -> str:
     elif any(_SD1_LAYOUT.search(n) for n in folded):
         layout = "SD1/SD2"
     widths = Counter()
-    for m, n in zip(unet, folded):
+    for m, n in zip(unet, folded, strict=True):
         if _CROSS_K.search(n) and (w := _down_width(m, shapes)):
             widths[w] += 1
     te = {}
@@ -609,7 +609,7 @@ def _module_span(m: Module):
 
 def _overlap(spans) -> bool:
     """Whether any two of these sorted (dim, start, stop) spans of one weight share a row."""
-    return any(a[0] != b[0] or b[1] < a[2] for a, b in zip(spans, spans[1:]))
+    return any(a[0] != b[0] or b[1] < a[2] for a, b in zip(spans, spans[1:], strict=False))
 
 
 # --------------------------------------------------------------------------------------------------------------------

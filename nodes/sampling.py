@@ -6,18 +6,26 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
+from ..samplers import MAX_STEPS, TCDInputError, check_grid, initial_noise, parse_timesteps
 from . import cache as first_step_cache
-from ..samplers import TCDInputError, initial_noise
-from .host import (DEFAULT_GAMMA, GAMMA_TOOLTIP, SCHEDULER_NAME, check_float_range, check_gamma,
-                   check_int_range, model_sampling, schedule_sigmas, tcd_ksampler, tcd_schedule)
+from .host import (
+    DEFAULT_GAMMA,
+    GAMMA_TOOLTIP,
+    SCHEDULER_NAME,
+    check_float_range,
+    check_gamma,
+    model_sampling,
+    schedule_sigmas,
+    tcd_ksampler,
+    tcd_schedule,
+)
 
-MAX_STEPS = 1000  # the training grid has 1000 timesteps; the reference grid never holds more
 CATEGORY = "sampling/TCD"
 
 
 def gamma_input(default=DEFAULT_GAMMA):
     return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.01, "round": 0.001,
-                      "tooltip": GAMMA_TOOLTIP})
+                      "display": "slider", "tooltip": GAMMA_TOOLTIP})
 
 
 def steps_input(default=4):
@@ -40,20 +48,9 @@ def scheduler_names() -> list:
 
 
 def validate_grid(steps, denoise, original_inference_steps=50, scheduler=SCHEDULER_NAME):
-    """Validation-time check of the TCD grid (returns True or a message naming the value and the allowed range)."""
-    for msg in (check_int_range("steps", steps, 1, MAX_STEPS),
-                check_int_range("original_inference_steps", original_inference_steps, 1, 1000)):
-        if msg:
-            return msg
-    if denoise is not None and not (isinstance(denoise, (int, float)) and 0.0 < denoise <= 1.0):
-        return f"denoise={denoise!r} is outside the allowed range: greater than 0 and at most 1"
-    if scheduler == SCHEDULER_NAME and None not in (steps, denoise, original_inference_steps):
-        grid = int(original_inference_steps * denoise)
-        if steps > grid:
-            return (f"steps={steps} is more than the TCD grid holds: original_inference_steps "
-                    f"{original_inference_steps} x denoise {denoise:g} leaves {grid} timesteps, so steps must be "
-                    f"1..{grid}")
-    return True
+    """Validation-time check (True or a message naming the value and the allowed range): the TCD grid's rule for the
+    'tcd' scheduler; with a host scheduler only the ranges of steps and denoise."""
+    return check_grid(steps, denoise, original_inference_steps if scheduler == SCHEDULER_NAME else None) or True
 
 
 class TCDKSampler:
@@ -124,22 +121,28 @@ def run_sampler(model, seed, cfg, sampler, sigmas, positive, negative, latent):
 
 class TCDSampler:
     DESCRIPTION = ("SamplerTCD: the TCD sampler as a SAMPLER for SamplerCustom / SamplerCustomAdvanced. Pair it "
-                   "with TCD Scheduler for the reference timestep grid.")
+                   "with TCD Scheduler for the reference timestep grid. Connect a number to gamma_end to ramp gamma "
+                   "linearly from gamma at the first step to gamma_end at the last.")
     CATEGORY = CATEGORY
     FUNCTION = "get_sampler"
     RETURN_TYPES = ("SAMPLER",)
-    OUTPUT_TOOLTIPS = ("A TCD sampler with this gamma.",)
+    OUTPUT_TOOLTIPS = ("A TCD sampler with this gamma (or gamma ramp).",)
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"gamma": gamma_input()}}
+        return {"required": {"gamma": gamma_input()},
+                "optional": {"gamma_end": ("FLOAT", {
+                    "forceInput": True, "min": 0.0, "max": 1.0,
+                    "tooltip": "Optional per-step gamma ramp: gamma moves linearly from gamma at the first step to "
+                               "gamma_end at the last (0..1). Not connected: gamma_end equals gamma (no ramp). "
+                               "E.g. 0.6 -> 0.1 re-injects more noise early and keeps detail at the end."})}}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, gamma=None):
-        return check_gamma(gamma) or True
+    def VALIDATE_INPUTS(cls, gamma=None, gamma_end=None):
+        return check_gamma(gamma) or check_gamma(gamma_end, "gamma_end") or True
 
-    def get_sampler(self, gamma):
-        return (tcd_ksampler(gamma),)
+    def get_sampler(self, gamma, gamma_end=None):
+        return (tcd_ksampler(gamma) if gamma_end is None else tcd_ksampler(gamma, gamma_end=float(gamma_end)),)
 
 
 class TCDSigmas:
@@ -148,7 +151,8 @@ class TCDSigmas:
     CATEGORY = CATEGORY
     FUNCTION = "get_sigmas"
     RETURN_TYPES = ("SIGMAS",)
-    OUTPUT_TOOLTIPS = ("Sigmas for SamplerCustom / SamplerCustomAdvanced, ending in 0.",)
+    OUTPUT_TOOLTIPS = ("Sigmas for SamplerCustom / SamplerCustomAdvanced, ending in 0: the TCD grid, or the custom "
+                       "timesteps when given (steps and denoise then ignored).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -160,11 +164,23 @@ class TCDSigmas:
                     "original_inference_steps": ("INT", {
                         "default": 50, "min": 1, "max": 1000,
                         "tooltip": "Size of the distillation grid TCD was trained on (50 for the published TCD "
-                                   "LoRAs): timesteps 19, 39, ..., 999."})}}
+                                   "LoRAs): timesteps 19, 39, ..., 999."}),
+                    "timesteps": ("STRING", {
+                        "default": "", "multiline": False,
+                        "tooltip": "Optional custom timesteps, e.g. '999, 749, 499, 249' (the grid DMD2-style "
+                                   "few-step LoRAs were trained on): strictly descending whole numbers below 1000, "
+                                   "used in order; the last step lands on timestep 0. When given, steps and denoise "
+                                   "are ignored. Empty: the usual TCD grid."})}}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, steps=None, denoise=None, original_inference_steps=50):
+    def VALIDATE_INPUTS(cls, steps=None, denoise=None, original_inference_steps=50, timesteps=None):
+        try:
+            if parse_timesteps(timesteps) is not None:
+                return check_grid(None, None, original_inference_steps) or True  # steps and denoise are ignored
+        except TCDInputError as e:
+            return str(e)
         return validate_grid(steps, denoise, original_inference_steps)
 
-    def get_sigmas(self, model, steps, denoise, original_inference_steps=50):
-        return (tcd_schedule(model_sampling(model), steps, denoise, original_inference_steps),)
+    def get_sigmas(self, model, steps, denoise, original_inference_steps=50, timesteps=""):
+        return (tcd_schedule(model_sampling(model), steps, denoise, original_inference_steps,
+                             timesteps=parse_timesteps(timesteps)),)

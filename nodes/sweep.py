@@ -4,12 +4,11 @@ from __future__ import annotations
 import math
 import re
 
+import comfy.model_management
 import torch
 
-import comfy.model_management
-
-from . import cache as first_step_cache
 from ..samplers import TCDInputError
+from . import cache as first_step_cache
 from .host import schedule_sigmas, tcd_ksampler
 from .sampling import CATEGORY, TCDKSampler, run_sampler
 

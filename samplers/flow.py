@@ -40,16 +40,17 @@ def flow_jump(denoised: torch.Tensor, eps: torch.Tensor, sigma_s) -> torch.Tenso
 
 
 def flow_renoise(x_s: torch.Tensor, sigma_s, sigma_next, noise: torch.Tensor) -> torch.Tensor:
-    """x_next = (1-sigma_next)/(1-sigma_s) x_s + sqrt(sigma_next^2 - ((1-sigma_next) sigma_s/(1-sigma_s))^2) z (eq. 10)."""
+    """x_next = (1-s_next)/(1-s') x' + sqrt(s_next^2 - ((1-s_next) s'/(1-s'))^2) z: forward re-noise (paper eq. 10)."""
     keep = (1.0 - sigma_next) / (1.0 - sigma_s)
     std = (torch.as_tensor(sigma_next) ** 2 - (keep * sigma_s) ** 2).clamp(min=0).sqrt()
     return keep * x_s + std * noise
 
 
 def flow_tcd_sigmas(sigma_table: torch.Tensor, steps: int, denoise: float = 1.0,
-                    original_inference_steps: int = 50) -> torch.Tensor:
-    """The TCD grid as fractions of a flow model's own schedule: timestep t of 1000 -> sigma_table at (t+1)/1000."""
-    ts = tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=1000)
+                    original_inference_steps: int = 50, timesteps: Optional[list[int]] = None) -> torch.Tensor:
+    """The TCD grid (or custom ``timesteps``) as fractions of a flow model's own schedule: timestep t of 1000 ->
+    sigma_table at (t+1)/1000, followed by 0."""
+    ts = timesteps or tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=1000)
     table = sigma_table.detach().float().cpu()
     n = len(table)
     return torch.cat([table[[round((t + 1) * n / 1000) - 1 for t in ts]], table.new_zeros(1)])

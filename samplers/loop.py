@@ -47,7 +47,8 @@ def gamma_schedule(gamma: float, gamma_end: Optional[float], steps: int) -> list
             raise TCDInputError(msg)
     if gamma_end is None or steps <= 1:
         return [float(gamma)] * steps
-    return [float(gamma) + (float(gamma_end) - float(gamma)) * i / (steps - 1) for i in range(steps)]
+    # (1 - f) * gamma + f * gamma_end hits both ends exactly (no 1e-17 below 0 or above 1), f = i / (steps - 1)
+    return [(1 - i / (steps - 1)) * float(gamma) + i / (steps - 1) * float(gamma_end) for i in range(steps)]
 
 
 StepFn = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor, float, Callable], torch.Tensor]
@@ -78,5 +79,7 @@ def run_steps(model, x, sigmas, step: StepFn, extra_args=None, callback=None, di
                                      "refusing to continue with a broken latent")
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-        x = step(x, denoised, i, sigma, sigmas[i + 1], gammas[i], lambda: noise_sampler(sigma, sigmas[i + 1]))
+        sigma_next = sigmas[i + 1]
+        x = step(x, denoised, i, sigma, sigma_next, gammas[i],
+                 lambda s=sigma, s_next=sigma_next: noise_sampler(s, s_next))
     return x

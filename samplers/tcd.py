@@ -24,6 +24,36 @@ from .loop import TCDInputError, run_steps
 NUM_TRAIN_TIMESTEPS = 1000
 
 
+MAX_STEPS = NUM_TRAIN_TIMESTEPS  # the training grid has 1000 timesteps; the reference grid never holds more
+
+
+def _int_in(value, lo, hi) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def check_grid(steps, denoise=1.0, original_inference_steps=50,
+               num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> Optional[str]:
+    """None when the TCD grid holds ``steps`` at this denoise, else a message naming the value and the allowed range
+    (the one rule for TCD Sampler, TCD Scheduler, the sweep and ``tcd_timesteps``; None skips a linked input)."""
+    if steps is not None and not _int_in(steps, 1, MAX_STEPS):
+        return f"steps={steps!r} is outside the allowed range 1..{MAX_STEPS}"
+    if original_inference_steps is not None and not _int_in(original_inference_steps, 1, num_train_timesteps):
+        return (f"original_inference_steps={original_inference_steps!r} is outside the allowed range "
+                f"1..{num_train_timesteps}")
+    if denoise is not None and not (isinstance(denoise, (int, float)) and not isinstance(denoise, bool)
+                                    and math.isfinite(denoise) and 0.0 < denoise <= 1.0):
+        return f"denoise={denoise!r} is outside the allowed range: greater than 0 and at most 1 (0 would not sample)"
+    if None in (steps, denoise, original_inference_steps):
+        return None
+    grid_len = int(original_inference_steps * denoise)
+    if steps > grid_len:
+        return (f"steps={steps} is more than the TCD grid holds: original_inference_steps {original_inference_steps} "
+                f"x denoise {denoise:g} leaves {grid_len} timesteps, so steps must be 1..{grid_len}"
+                + (" (raise denoise or original_inference_steps, or lower steps)" if grid_len >= 1 else
+                   f" (denoise {denoise:g} is too small for a grid of {original_inference_steps}; raise it)"))
+    return None
+
+
 def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: int = 50,
                   num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
     """The reference TCD timestep grid (paper Sec. 4.3; diffusers ``TCDScheduler.set_timesteps``).
@@ -31,38 +61,51 @@ def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: in
     The distillation grid is ``k*i - 1`` for ``i = 1 .. int(original_inference_steps * denoise)`` with skipping step
     ``k = num_train_timesteps // original_inference_steps``; ``steps`` indices are taken evenly from it, high to low.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise TCDInputError(f"steps={steps!r}: TCD needs at least 1 step")
-    if not (isinstance(original_inference_steps, int) and 1 <= original_inference_steps <= num_train_timesteps):
-        raise TCDInputError(f"original_inference_steps={original_inference_steps!r}: allowed range is "
-                            f"1..{num_train_timesteps}")
-    if not (isinstance(denoise, (int, float)) and math.isfinite(denoise) and 0.0 < denoise <= 1.0):
-        raise TCDInputError(f"denoise={denoise!r}: allowed range is greater than 0 and at most 1 "
-                            "(0 would not sample at all)")
+    msg = check_grid(steps, denoise, original_inference_steps, num_train_timesteps)
+    if msg:
+        raise TCDInputError(msg)
     k = num_train_timesteps // original_inference_steps
     grid_len = int(original_inference_steps * denoise)
-    if steps > grid_len:
-        raise TCDInputError(
-            f"steps={steps} is more than the TCD grid holds: original_inference_steps {original_inference_steps} "
-            f"x denoise {denoise:g} leaves {grid_len} timesteps, so steps must be 1..{grid_len}"
-            + (" (raise denoise or original_inference_steps, or lower steps)" if grid_len >= 1 else
-               f" (denoise {denoise:g} is too small for a grid of {original_inference_steps}; raise it)"))
     origin = [k * i - 1 for i in range(1, grid_len + 1)][::-1]
     # np.linspace(0, n, steps, endpoint=False) is j * (n / steps) in float64; floor it the same way.
     idx = [math.floor(j * (grid_len / steps)) for j in range(steps)]
     return [origin[i] for i in idx]
 
 
+def parse_timesteps(text, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> Optional[list[int]]:
+    """Custom timesteps ('999, 749, 499, 249'; diffusers ``set_timesteps(timesteps=...)``): strictly descending
+    integers in 0..T-1, used in order; None for empty text (the usual grid). TCDInputError names a bad value."""
+    if text is None or not str(text).strip():
+        return None
+    rule = (f"write strictly descending whole numbers below {num_train_timesteps}, separated by commas, "
+            "e.g. '999, 749, 499, 249'")
+    items = [p.strip() for p in str(text).split(",")]
+    if any(not p for p in items):
+        raise TCDInputError(f"timesteps={text!r} has an empty item: {rule}")
+    out = []
+    for p in items:
+        try:
+            t = int(p)
+        except ValueError:
+            raise TCDInputError(f"timesteps: {p!r} is not a whole number: {rule}") from None
+        if not 0 <= t < num_train_timesteps:
+            raise TCDInputError(f"timesteps: {t} is outside the allowed range 0..{num_train_timesteps - 1}: {rule}")
+        if out and t >= out[-1]:
+            raise TCDInputError(f"timesteps: {t} after {out[-1]} is not descending: {rule}")
+        out.append(t)
+    return out
+
+
 def tcd_sigmas(sigma_table: torch.Tensor, steps: int, denoise: float = 1.0,
-               original_inference_steps: int = 50) -> torch.Tensor:
-    """Sigmas of the reference TCD grid, ``sigma_table[t]`` for each grid timestep, followed by 0 (the host's end marker)."""
-    ts = tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=len(sigma_table))
+               original_inference_steps: int = 50, timesteps: Optional[list[int]] = None) -> torch.Tensor:
+    """Sigmas of the reference TCD grid (or of custom ``timesteps``), ``sigma_table[t]`` for each, followed by 0."""
+    ts = timesteps or tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=len(sigma_table))
     table = sigma_table.detach().float().cpu()
     return torch.cat([table[ts], table.new_zeros(1)])
 
 
 def timestep_from_sigma(sigma: float, sigma_table: torch.Tensor) -> int:
-    """The integer training timestep whose sigma is nearest (in log space) to ``sigma``; 0 for sigma <= sigma_table[0]."""
+    """The integer training timestep whose sigma is nearest (in log space) to ``sigma``; 0 at or below the first."""
     table = sigma_table.detach().float().cpu()
     sigma = float(sigma)
     if sigma <= float(table[0]):
@@ -79,7 +122,7 @@ def strategic_timestep(t_prev: int, gamma: float) -> int:
 
 
 def predict_noise(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """eps_hat = (x_t - x0_hat) / sigma_t: the noise implied by the model's denoised prediction (paper eq. 4 rearranged)."""
+    """eps_hat = (x_t - x0_hat) / sigma_t: the noise implied by the denoised prediction (paper eq. 4 rearranged)."""
     return (x - denoised) / sigma
 
 
@@ -89,12 +132,13 @@ def trajectory_jump(denoised: torch.Tensor, eps: torch.Tensor, sigma_s: torch.Te
 
 
 def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """x_t_prev = x_s + sqrt(sigma_prev^2 - sigma_s^2) * z: forward diffusion from s back up to t_prev (paper eq. 10)."""
+    """x_t_prev = x_s + sqrt(sigma_prev^2 - sigma_s^2) * z: forward diffusion from s up to t_prev (paper eq. 10)."""
     return x_s + noise * (sigma_prev ** 2 - sigma_s ** 2).clamp(min=0).sqrt()
 
 
 def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, gamma=0.3,
-               gamma_end=None, sigma_table: Optional[torch.Tensor] = None, first_denoised: Optional[torch.Tensor] = None,
+               gamma_end=None, sigma_table: Optional[torch.Tensor] = None,
+               first_denoised: Optional[torch.Tensor] = None,
                on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
     """Strategic stochastic sampling (paper Algorithm 4 / eq. 9-10) with the k-diffusion sampler signature.
 

@@ -58,7 +58,8 @@ NOTES = {
         "Files to download:\n"
         "1. v1-5-pruned-emaonly.safetensors  (huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5)\n"
         "   -> ComfyUI/models/checkpoints/\n"
-        "2. TCD-SD15-LoRA.safetensors: the file pytorch_lora_weights.safetensors from huggingface.co/h1t/TCD-SD15-LoRA,\n"
+        "2. TCD-SD15-LoRA.safetensors: the file pytorch_lora_weights.safetensors from "
+        "huggingface.co/h1t/TCD-SD15-LoRA,\n"
         "   saved as ComfyUI/models/loras/TCD-SD15-LoRA.safetensors\n\n"
         "SD1.5 is trained at 512x512: keep the latent there.\n\n" + GAMMA_NOTE),
     "tcd_custom_sampler": (
@@ -71,7 +72,8 @@ NOTES = {
     "tcd_img2img": (
         "TCD image to image, SDXL (denoise 0.6)\n\n" + SDXL_FILES +
         "3. Any picture: click 'choose file to upload' on Load Image (example.png ships with ComfyUI).\n\n"
-        "The picture is scaled and centre-cropped to 1024x1024 (SDXL's size), encoded, and re-sampled from 60% noise. On the 'tcd' scheduler "
+        "The picture is scaled and centre-cropped to 1024x1024 (SDXL's size), encoded, and re-sampled from 60% "
+        "noise. On the 'tcd' scheduler "
         "denoise works like diffusers' strength: it shortens the TCD grid (4 steps at 0.6 = timesteps 599, 459, "
         "299, 159). Lower denoise keeps more of the picture; steps must stay at most 50 x denoise.\n\n" + GAMMA_NOTE),
     "tcd_sd35_txt2img": (

@@ -1,5 +1,22 @@
-"""Shared fixtures: the real host in process (``host``) and the real server on loopback (``server``)."""
+"""Shared fixtures: the real host in process (``host``) and the real server on loopback (``server``); and the rule
+that keeps the test tiers honest: a test that uses the host, the server or the browser carries that marker, so
+``make test-unit`` (``-m "not host and not server and not browser"``) never starts any of them."""
 import pytest
+
+# fixture -> the marker a test using it must carry
+TIER_OF_FIXTURE = {"host": "host", "server": "server", "frontend": "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = []
+    for item in items:
+        marks = {m.name for m in item.iter_markers()}
+        for fixture, marker in TIER_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()) and marker not in marks:
+                missing.append(f"{item.nodeid} uses '{fixture}' but is not marked '{marker}'")
+    if missing:
+        raise pytest.UsageError("test tier markers missing (add pytestmark = pytest.mark.<tier>):\n  "
+                                + "\n  ".join(missing))
 
 
 @pytest.fixture(scope="session")

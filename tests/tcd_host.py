@@ -69,8 +69,8 @@ class Host:
         sys.path.insert(0, str(root))
         # As main.py does first: import the host's `utils` package before nodes.py puts comfy/ at the front of
         # sys.path (where comfy/utils.py would shadow it and some core extras would fail to import).
-        import utils.extra_config  # noqa: F401
         import comfy.options
+        import utils.extra_config  # noqa: F401
         comfy.options.enable_args_parsing(False)
         import comfy.cli_args
         comfy.cli_args.args.cpu = True
@@ -93,8 +93,9 @@ class Host:
         folder_paths.set_input_directory(str(workdir / "input"))
         (workdir / "input").mkdir(exist_ok=True)
         folder_paths.set_temp_directory(str(workdir / "temp"))
-        import nodes
         import execution
+
+        import nodes
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         self.nodes = nodes
@@ -148,7 +149,7 @@ class Host:
             raise PromptFailed(errs[0] if errs else ex.status_messages)
         return ex
 
-    def run_latent(self, prompt: dict, source: list) -> "torch.Tensor":
+    def run_latent(self, prompt: dict, source: list):
         """Execute ``prompt`` plus a SaveLatent of ``source`` ([node id, slot]); return the latent the host saved."""
         import safetensors.torch
         prefix = f"latents/t{uuid.uuid4().hex[:12]}"

@@ -22,29 +22,29 @@ CLIP_LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "sel
 # format -> (unet name(diffusers name, ldm name) or None, te name(encoder index 1|2, layer, linear) or None,
 #            down suffix, up suffix, alpha stored?)
 FORMATS = {
-    "kohya_ldm": (lambda d, l: "lora_unet_" + l.replace(".", "_"),
+    "kohya_ldm": (lambda d, ldm: "lora_unet_" + ldm.replace(".", "_"),
                   lambda e, i, c: f"lora_te{e}_text_model_encoder_layers_{i}_{c.replace('.', '_')}",
                   ".lora_down.weight", ".lora_up.weight", True),
-    "kohya_diffusers": (lambda d, l: "lora_unet_" + d.replace(".", "_"),
+    "kohya_diffusers": (lambda d, ldm: "lora_unet_" + d.replace(".", "_"),
                         lambda e, i, c: f"lora_te{e}_text_model_encoder_layers_{i}_{c.replace('.', '_')}",
                         ".lora_down.weight", ".lora_up.weight", False),
-    "kohya_te_sd1_naming": (lambda d, l: "lora_unet_" + d.replace(".", "_"),
+    "kohya_te_sd1_naming": (lambda d, ldm: "lora_unet_" + d.replace(".", "_"),
                             lambda e, i, c: (f"lora_te_text_model_encoder_layers_{i}_{c.replace('.', '_')}"
                                              if e == 1 else None),
                             ".lora_down.weight", ".lora_up.weight", True),
-    "diffusers_lora_down": (lambda d, l: "unet." + d,
+    "diffusers_lora_down": (lambda d, ldm: "unet." + d,
                             lambda e, i, c: f"text_encoder{'_2' if e == 2 else ''}.text_model.encoder.layers.{i}.{c}",
                             ".lora.down.weight", ".lora.up.weight", True),
-    "diffusers_lora_AB": (lambda d, l: "unet." + d,
+    "diffusers_lora_AB": (lambda d, ldm: "unet." + d,
                           lambda e, i, c: f"text_encoder{'_2' if e == 2 else ''}.text_model.encoder.layers.{i}.{c}",
                           ".lora_A.weight", ".lora_B.weight", False),
     "diffusers_old_processor": (
-        lambda d, l: (re.sub(r"\.to_(q|k|v|out)(\.0)?$", lambda m: f".processor.to_{m.group(1)}", d)
+        lambda d, ldm: (re.sub(r"\.to_(q|k|v|out)(\.0)?$", lambda m: f".processor.to_{m.group(1)}", d)
                       if ATTN.search(d) else None),
         lambda e, i, c: (f"text_encoder{'_2' if e == 2 else ''}.text_model.encoder.layers.{i}.{c}"
                          ".lora_linear_layer"),
         "_lora.down.weight", "_lora.up.weight", False),
-    "peft": (lambda d, l: "base_model.model." + d, None, ".lora_A.weight", ".lora_B.weight", False),
+    "peft": (lambda d, ldm: "base_model.model." + d, None, ".lora_A.weight", ".lora_B.weight", False),
 }
 # the old attention-processor form spells text-encoder tensors '.lora_linear_layer.down.weight'
 TE_SUFFIX_OVERRIDE = {"diffusers_old_processor": (".down.weight", ".up.weight")}
@@ -97,10 +97,10 @@ def make_lora(fmt, base_model, clip_model=None, rank=4, seed=0, dtype=torch.floa
             sd[name + ".alpha"] = torch.tensor(alpha)
         expected[key] = (up, down, alpha)
 
-    for d, l, shape, key in unet_targets(base_model):
+    for d, ldm, shape, key in unet_targets(base_model):
         if only is not None and not re.search(only, d):
             continue
-        name = unet_name(d, l)
+        name = unet_name(d, ldm)
         if name is not None:
             add(name, shape, key)
     if clip_model is not None and te_name is not None:

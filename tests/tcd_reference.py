@@ -20,25 +20,103 @@ def sigma_table(scheduler: TCDScheduler) -> torch.Tensor:
     return ((1 - ac) / ac).sqrt().float()
 
 
-def reference_loop(scheduler: TCDScheduler, model_output, shape, steps: int, gamma: float, seed: int,
-                   strength: float = 1.0, image_latent: torch.Tensor | None = None):
+def reference_loop(scheduler: TCDScheduler, model_output, shape, steps: int | None, gamma, seed: int,
+                   strength: float = 1.0, image_latent: torch.Tensor | None = None, timesteps=None):
     """diffusers' TCD loop driven the way its float32 pipelines drive it: one CPU generator seeded with ``seed`` draws
     the initial latents (``prepare_latents``), then every ``TCDScheduler.step`` draws its noise from it.
-    ``model_output(x_ddpm, t)`` is the model's eps (or v). Returns (timesteps, final DDPM-space sample, initial noise)."""
+    ``model_output(x_ddpm, t)`` is the model's eps (or v); ``gamma`` one eta for all steps or a list (one per step);
+    ``timesteps``: custom timesteps (``set_timesteps(timesteps=...)``) instead of ``steps``.
+    Returns (timesteps, final DDPM-space sample, initial noise)."""
     from diffusers.utils.torch_utils import randn_tensor
 
     gen = torch.Generator("cpu").manual_seed(seed)
-    scheduler.set_timesteps(steps, strength=strength)
+    if timesteps is None:
+        scheduler.set_timesteps(steps, strength=strength)
+    else:
+        scheduler.set_timesteps(timesteps=list(timesteps), strength=strength)
     timesteps = scheduler.timesteps
+    etas = list(gamma) if isinstance(gamma, (list, tuple)) else [gamma] * len(timesteps)
     noise = randn_tensor(tuple(shape), generator=gen, device=torch.device("cpu"), dtype=torch.float32)
     if image_latent is None:
         x = noise * scheduler.init_noise_sigma
     else:  # img2img pipelines: the encoded image noised to the first timestep
         x = scheduler.add_noise(image_latent, noise, timesteps[:1])
-    for t in timesteps:
+    for t, eta in zip(timesteps, etas, strict=True):
         out = model_output(scheduler.scale_model_input(x, t), int(t))
-        x = scheduler.step(out, t, x, eta=gamma, generator=gen).prev_sample
+        x = scheduler.step(out, t, x, eta=eta, generator=gen).prev_sample
     return [int(t) for t in timesteps], x, noise
+
+
+class ToyModel:
+    """A fixed random nonlinear predictor of eps (or v) from (x_ddpm, t): output of order one, like a real UNet."""
+
+    def __init__(self, seed=1):
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.randn(4, 4, generator=g) / 2
+        self.b = torch.randn(4, 1, 1, generator=g)
+
+    def __call__(self, x_ddpm, t):
+        h = torch.einsum("oc,bchw->bohw", self.w, x_ddpm)
+        return torch.tanh(h + self.b * torch.cos(torch.tensor(t / 150.0))) + 0.3 * x_ddpm
+
+
+def denoiser(model, scheduler, table, prediction_type):
+    """The same model seen the host's way: x in sigma space and sigma in, denoised x0 out."""
+    from samplers import timestep_from_sigma
+
+    def fn(x, sigma, **_):
+        s = float(sigma[0])
+        t = timestep_from_sigma(s, table)
+        ac = scheduler.alphas_cumprod[t]
+        x_ddpm = x * ac.sqrt()
+        out = model(x_ddpm, t)
+        if prediction_type == "epsilon":
+            return x - sigma.view(-1, 1, 1, 1) * out
+        return ac.sqrt() * x_ddpm - (1 - ac).sqrt() * out  # v-prediction: x0 = sqrt(a) x - sqrt(1-a) v
+    return fn
+
+
+def host_reference(host, ckpt, gamma, steps, cfg, denoise, prediction_type="epsilon", image_latent=None,
+                   timesteps=None, seed=42):
+    """diffusers' TCDScheduler loop over the host's model (same conditioning), its initial latents and step noise
+    drawn from one CPU generator seeded with ``seed`` as a diffusers pipeline draws them; sigma-space result.
+    ``gamma``: one eta or one per step; ``timesteps``: custom timesteps instead of ``steps``."""
+    import comfy.sample
+    import comfy.samplers
+
+    model, clip, _ = host.call("CheckpointLoaderSimple", ckpt_name=ckpt)
+    pos = host.call("CLIPTextEncode", clip=clip, text="a red fox in the snow")[0]
+    neg = host.call("CLIPTextEncode", clip=clip, text="blurry")[0]
+    latent = torch.zeros(1, 4, 8, 8) if image_latent is None else image_latent
+    sch = make_scheduler(prediction_type)
+    ms = model.get_model_object("model_sampling")
+    ac = sch.alphas_cumprod
+    assert torch.allclose(((1 - ac.double()) / ac.double()).sqrt().float(), ms.sigmas, rtol=1e-4), \
+        "host and diffusers disagree on the training noise schedule"
+
+    @torch.no_grad()
+    def diffusers_loop(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+        def model_output(x_ddpm, t):  # the host's x0 prediction, as the eps or v output diffusers expects
+            a = ac[t]
+            sigma = ((1 - a) / a).sqrt()
+            x_sigma = x_ddpm / a.sqrt()
+            x0 = model_k(x_sigma, sigma.view(1).repeat(x_ddpm.shape[0]), **extra_args)
+            eps = (x_sigma - x0) / sigma
+            return eps if prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
+
+        # like a diffusers img2img pipeline given latents: VAE latent times the VAE scaling factor, noised at t0
+        image = None if image_latent is None else model.model.process_latent_in(image_latent)
+        _, xd, _ = reference_loop(sch, model_output, x.shape, steps, gamma, seed, strength=denoise,
+                                  image_latent=image, timesteps=timesteps)
+        return xd / ac[0].sqrt()  # DDPM space -> the host's sigma space at t = 0 (the host then un-scales both)
+
+    if timesteps is None:
+        sch.set_timesteps(steps, strength=denoise)
+    else:
+        sch.set_timesteps(timesteps=list(timesteps), strength=denoise)
+    sigmas = torch.tensor([float(ms.sigmas[int(sch.timesteps[0])]), 0.0])
+    return comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, comfy.samplers.KSAMPLER(diffusers_loop),
+                                      sigmas, pos, neg, latent, seed=seed)
 
 
 def to_sigma_space(x_ddpm: torch.Tensor, scheduler: TCDScheduler, t: int) -> torch.Tensor:

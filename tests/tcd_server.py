@@ -133,7 +133,8 @@ class ComfyServer:
         path = self.models / folder / name
         if not path.exists():
             code = ("import sys, json; sys.path[:0]=[sys.argv[1], sys.argv[2]]; from tcd_host import get_host; "
-                    "get_host(); import tcd_test_models as m; getattr(m, sys.argv[3])(sys.argv[4], *json.loads(sys.argv[5]))")
+                    "get_host(); import tcd_test_models as m; "
+                    "getattr(m, sys.argv[3])(sys.argv[4], *json.loads(sys.argv[5]))")
             subprocess.run([sys.executable, "-c", code, str(REPO / "tests"), str(REPO), builder, str(path),
                             json.dumps(list(args))], check=True, capture_output=True, timeout=300)
         return name

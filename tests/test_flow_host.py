@@ -5,8 +5,16 @@ driving the same host model at gamma 0 and 1 (the float64 flow equations in betw
 import pytest
 import torch
 
-from tcd_prompts import (SEED, base_graph, custom_advanced_nodes, custom_nodes, flow_graph, gamma_sweep,
-                         stock_ksampler, tcd_ksampler)
+from tcd_prompts import (
+    SEED,
+    base_graph,
+    custom_advanced_nodes,
+    custom_nodes,
+    flow_graph,
+    gamma_sweep,
+    stock_ksampler,
+    tcd_ksampler,
+)
 from tcd_reference import flow_equations_reference, flow_reference_loop, rel_max_err
 
 pytestmark = pytest.mark.host

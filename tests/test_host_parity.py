@@ -10,49 +10,18 @@ initial latents and then the step noise, as a diffusers pipeline does.
 import pytest
 import torch
 
-from tcd_prompts import (SEED, base_graph, custom_advanced_nodes, custom_nodes, latent_from_tensor, stock_ksampler,
-                         tcd_ksampler)
-from tcd_reference import make_scheduler, reference_loop, rel_max_err
+from tcd_prompts import (
+    base_graph,
+    custom_advanced_nodes,
+    custom_nodes,
+    latent_from_tensor,
+    stock_ksampler,
+    tcd_ksampler,
+)
+from tcd_reference import host_reference, rel_max_err
 
+pytestmark = pytest.mark.host
 RESULTS = {}
-
-
-def reference(host, ckpt, gamma, steps, cfg, denoise, prediction_type="epsilon", image_latent=None):
-    """diffusers' TCDScheduler loop over the host's model (same conditioning), its initial latents and step noise
-    drawn from one CPU generator seeded with SEED as a diffusers pipeline draws them; sigma-space result."""
-    import comfy.sample
-    import comfy.samplers
-
-    model, clip, _ = host.call("CheckpointLoaderSimple", ckpt_name=ckpt)
-    pos = host.call("CLIPTextEncode", clip=clip, text="a red fox in the snow")[0]
-    neg = host.call("CLIPTextEncode", clip=clip, text="blurry")[0]
-    latent = torch.zeros(1, 4, 8, 8) if image_latent is None else image_latent
-    sch = make_scheduler(prediction_type)
-    ms = model.get_model_object("model_sampling")
-    ac = sch.alphas_cumprod
-    assert torch.allclose(((1 - ac.double()) / ac.double()).sqrt().float(), ms.sigmas, rtol=1e-4), \
-        "host and diffusers disagree on the training noise schedule"
-
-    @torch.no_grad()
-    def diffusers_loop(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
-        def model_output(x_ddpm, t):  # the host's x0 prediction, as the eps or v output diffusers expects
-            a = ac[t]
-            sigma = ((1 - a) / a).sqrt()
-            x_sigma = x_ddpm / a.sqrt()
-            x0 = model_k(x_sigma, sigma.view(1).repeat(x_ddpm.shape[0]), **extra_args)
-            eps = (x_sigma - x0) / sigma
-            return eps if prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
-
-        # like a diffusers img2img pipeline given latents: VAE latent times the VAE scaling factor, noised at t0
-        image = None if image_latent is None else model.model.process_latent_in(image_latent)
-        _, xd, _ = reference_loop(sch, model_output, x.shape, steps, gamma, SEED, strength=denoise,
-                                  image_latent=image)
-        return xd / ac[0].sqrt()  # DDPM space -> the host's sigma space at t = 0 (the host then un-scales both)
-
-    sch.set_timesteps(steps, strength=denoise)
-    sigmas = torch.tensor([float(ms.sigmas[int(sch.timesteps[0])]), 0.0])
-    return comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, comfy.samplers.KSAMPLER(diffusers_loop),
-                                      sigmas, pos, neg, latent, seed=SEED)
 
 
 CASES = [  # (gamma, steps, cfg, denoise)
@@ -71,7 +40,7 @@ def test_three_paths_match_diffusers(host, gamma, steps, cfg, denoise):
         g["latent"] = latent_from_tensor(host, image_latent)
     ours_k = host.run_latent({**g, "ks": tcd_ksampler(gamma, steps, cfg, denoise)}, ["ks", 0])
     ours_c = host.run_latent({**g, **custom_nodes(gamma, steps, cfg, denoise)}, ["sample", 0])
-    ref = reference(host, ckpt, gamma, steps, cfg, denoise, image_latent=image_latent)
+    ref = host_reference(host, ckpt, gamma, steps, cfg, denoise, image_latent=image_latent)
     assert ours_k.abs().max() > 0.1 and torch.isfinite(ours_k).all()
     ours_a = host.run_latent({**g, **custom_advanced_nodes(gamma, steps, cfg, denoise)}, ["sample", 0])
     errs = {"TCDKSampler": rel_max_err(ours_k, ref), "SamplerCustom+TCDSampler+TCDSigmas": rel_max_err(ours_c, ref),
@@ -93,7 +62,7 @@ def test_v_prediction_model_matches(host):
     ckpt = host.checkpoint(1, v_prediction=True)
     g = base_graph(ckpt)
     ours = host.run_latent({**g, "ks": tcd_ksampler(0.3, 4, 1.0, 1.0)}, ["ks", 0])
-    ref = reference(host, ckpt, 0.3, 4, 1.0, 1.0, prediction_type="v_prediction")
+    ref = host_reference(host, ckpt, 0.3, 4, 1.0, 1.0, prediction_type="v_prediction")
     err = rel_max_err(ours, ref)
     RESULTS[("v-pred", 4, 1.0, 1.0)] = {"TCDKSampler (v-prediction)": err}
     assert err <= 1e-3
@@ -104,7 +73,8 @@ def test_print_host_parity():
         pytest.skip("no host parity case ran")
     worst = max((e, k, p) for k, errs in RESULTS.items() for p, e in errs.items())
     from tcd_host import host_version
-    print(f"\nHOST PARITY vs diffusers TCDScheduler through ComfyUI {host_version()}: worst relative max error {worst[0]:.3e} "
+    print(f"\nHOST PARITY vs diffusers TCDScheduler through ComfyUI {host_version()}: worst relative max error "
+          f"{worst[0]:.3e} "
           f"({worst[2]} at gamma/steps/cfg/denoise {worst[1]}) over {len(RESULTS)} settings, "
           f"{sum(len(v) for v in RESULTS.values())} path comparisons")
     assert worst[0] <= 1e-3

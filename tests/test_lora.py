@@ -83,7 +83,7 @@ def check_weights(model, clip, w0, expected, sm, sc):
         assert not torch.equal(want, w0[k])
         # fp16 weights: the host rounds the patched weight stochastically to fp16 (one ulp)
         tol = dict(rtol=2e-3, atol=2e-4) if w0[k].dtype == torch.float16 else dict(rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(got[k], want, **tol, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(got[k], want, **tol, msg=lambda m, k=k: f"{k}: {m}")
     return keys
 
 
@@ -256,7 +256,8 @@ def test_graph_lora_changes_output_and_chains(host, base, pack):
     for x, y in ((plain, with_a), (with_a, with_ab), (plain, with_ab)):
         assert (x - y).abs().max() > 1e-3
 
-    # downstream change (the sampler's seed): the file is not read again; a rewritten file is read again and changes the result
+    # downstream change (the sampler's seed): the file is not read again; a rewritten file is read again and changes
+    # the result
     reads = pack.STATS["header_reads"]
     sig = pack.TCDLoraLoader.IS_CHANGED(lora_name=a)
     again = run.latent(graph(host, [a], seed=2))

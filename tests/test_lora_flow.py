@@ -97,7 +97,7 @@ def test_flow_format_maps_every_module_and_patches_exactly(host, tiny, fam, fmt)
     got = patched(new_model, sorted(want))
     for k in want:
         assert not torch.equal(want[k], w0[k])
-        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
     untouched = [k for k in w0 if k not in want][:5]  # biases, norms
     assert untouched and all(torch.equal(v, w0[k]) for k, v in patched(new_model, untouched).items())
 

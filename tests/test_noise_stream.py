@@ -71,4 +71,5 @@ def test_sample_tcd_draws_one_step_noise_per_step_but_the_last():
 def test_initial_noise_equals_the_hosts_prepare_noise(host, batch_index):
     import comfy.sample
     latent = torch.zeros(3, 4, 5, 7)
-    assert torch.equal(initial_noise(11, latent.shape, batch_index), comfy.sample.prepare_noise(latent, 11, batch_index))
+    host_noise = comfy.sample.prepare_noise(latent, 11, batch_index)
+    assert torch.equal(initial_noise(11, latent.shape, batch_index), host_noise)

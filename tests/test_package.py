@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -32,6 +34,7 @@ def pack_nodes(host):
     return mod.NODE_CLASS_MAPPINGS, mod.NODE_DISPLAY_NAME_MAPPINGS
 
 
+@pytest.mark.host
 def test_every_node_input_and_output_is_documented(host):
     classes, names = pack_nodes(host)
     assert set(classes) >= {"TCDKSampler", "TCDSampler", "TCDSigmas"}
@@ -50,15 +53,17 @@ def test_every_node_input_and_output_is_documented(host):
         assert host.nodes.NODE_CLASS_MAPPINGS[node_id] is cls  # registered with the host as is
 
 
+@pytest.mark.host
 def test_gamma_tooltip_explains_the_knob(host):
     classes, _ = pack_nodes(host)
     tip = classes["TCDKSampler"].INPUT_TYPES()["required"]["gamma"][1]["tooltip"]
     assert "eta" in tip and "0 =" in tip and "1 =" in tip and "higher step counts" in tip.lower()
 
 
+@pytest.mark.host
 def test_sampler_and_scheduler_registered_once(host):
-    import comfy.samplers
     import comfy.k_diffusion.sampling as ks
+    import comfy.samplers
     assert comfy.samplers.KSampler.SAMPLERS.count("tcd") == 1
     assert comfy.samplers.KSampler.SCHEDULERS.count("tcd") == 1
     before = ks.sample_tcd

@@ -3,6 +3,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 import torch
 
 from tcd_prompts import latent_from_tensor
@@ -21,6 +22,7 @@ def prompt(ckpt, latent_node, steps=4, gamma=0.3, extra=None):
     return p
 
 
+@pytest.mark.server
 def test_progress_and_previews_over_websocket(server):
     import aiohttp
     ckpt = server.build_checkpoint(0)
@@ -55,6 +57,7 @@ def test_progress_and_previews_over_websocket(server):
     assert previews >= 4  # one live preview per step (latent2rgb), decoded by the host's previewer
 
 
+@pytest.mark.host
 def test_batch_of_two_gives_two_images(host):
     p = prompt(host.checkpoint(0), {"class_type": "EmptyLatentImage",
                                     "inputs": {"width": 64, "height": 64, "batch_size": 2}})
@@ -63,6 +66,7 @@ def test_batch_of_two_gives_two_images(host):
     assert (out[0] - out[1]).abs().max() > 0.1  # different noise per image
 
 
+@pytest.mark.host
 def test_noise_mask_keeps_the_unmasked_half(host):
     image = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(11))
     extra = {

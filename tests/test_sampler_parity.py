@@ -5,39 +5,10 @@ import pytest
 import torch
 
 from samplers import TCDInputError, initial_noise, sample_tcd, strategic_timestep, tcd_sigmas, tcd_timesteps
-from tcd_reference import make_scheduler, reference_loop, rel_max_err, sigma_table, to_sigma_space
+from tcd_reference import ToyModel, denoiser, make_scheduler, reference_loop, rel_max_err, sigma_table, to_sigma_space
 
 SHAPE = (2, 4, 8, 8)
 WORST = {}
-
-
-class ToyModel:
-    """A fixed random nonlinear predictor of eps (or v) from (x_ddpm, t): output of order one, like a real UNet."""
-
-    def __init__(self, seed=1):
-        g = torch.Generator().manual_seed(seed)
-        self.w = torch.randn(4, 4, generator=g) / 2
-        self.b = torch.randn(4, 1, 1, generator=g)
-
-    def __call__(self, x_ddpm, t):
-        h = torch.einsum("oc,bchw->bohw", self.w, x_ddpm)
-        return torch.tanh(h + self.b * torch.cos(torch.tensor(t / 150.0))) + 0.3 * x_ddpm
-
-
-def denoiser(model, scheduler, table, prediction_type):
-    """The same model seen the host's way: x in sigma space and sigma in, denoised x0 out."""
-    from samplers import timestep_from_sigma
-
-    def fn(x, sigma, **_):
-        s = float(sigma[0])
-        t = timestep_from_sigma(s, table)
-        ac = scheduler.alphas_cumprod[t]
-        x_ddpm = x * ac.sqrt()
-        out = model(x_ddpm, t)
-        if prediction_type == "epsilon":
-            return x - sigma.view(-1, 1, 1, 1) * out
-        return ac.sqrt() * x_ddpm - (1 - ac).sqrt() * out  # v-prediction: x0 = sqrt(a) x - sqrt(1-a) v
-    return fn
 
 
 def run_pair(steps, gamma, denoise, prediction_type="epsilon", seed=1234):

@@ -79,6 +79,7 @@ class Queue:
 def write_lora(host, ckpt):
     """A small kohya-format LoRA (rank 4) on attention projections of the tiny UNet, in the host's loras folder."""
     import safetensors.torch
+
     import tcd_lora_files
     path = host.models / "loras" / "tiny_tcd_test_lora.safetensors"
     if not path.exists():
@@ -161,6 +162,7 @@ def test_sweep_shares_the_first_call(q, fresh_cache):
         strip = img[r * cell_h + 64:(r + 1) * cell_h, c * 64:(c + 1) * 64]
         assert len(ink_columns(strip, strip[0, 0])) > 10, f"no label under tile {i}"
     from PIL import Image
+
     from tcd_host import docs_images
     Image.fromarray((img * 255).round().astype(np.uint8)).save(docs_images() / "gamma_sweep_grid.png")
 
@@ -304,7 +306,7 @@ def test_sweep_workflow_files_agree_and_validate(q):
         values = n.get("widgets_values", [])
         assert len(values) == len(names), (n["type"], names, values)
         linked = {i["widget"]["name"] for i in n["inputs"] if "widget" in i and i["link"] is not None}
-        for name, value in zip(names, values):
+        for name, value in zip(names, values, strict=True):
             if name == "control after generate":
                 assert value == "fixed"  # a sweep compares gammas at one seed
             elif name in linked:

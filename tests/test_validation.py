@@ -26,6 +26,7 @@ def errors_of(host, prompt):
     return " | ".join(f"{e['details']} {e['message']}" for n in node_errors.values() for e in n["errors"])
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("bad,needle", [
     (dict(gamma=1.5), "gamma=1.5 is outside the allowed range 0..1"),
     (dict(gamma=-1.0), "gamma=-1.0 is outside the allowed range 0..1"),
@@ -40,11 +41,13 @@ def test_tcd_ksampler_refuses_at_validation(host, bad, needle):
     assert needle in errors_of(host, graph(host.checkpoint(0), **bad))
 
 
+@pytest.mark.host
 def test_host_schedulers_not_bound_by_tcd_grid(host):
     ok, err, outputs, node_errors = host.validate(graph(host.checkpoint(0), steps=60, scheduler="simple"))
     assert ok and not node_errors
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("node,inputs,needle", [
     ("TCDSampler", {"gamma": 1.5}, "gamma=1.5 is outside"),
     ("TCDSigmas", {"model": ["ckpt", 0], "steps": 51, "denoise": 1.0}, "steps=51 is more than the TCD grid holds"),
@@ -64,6 +67,7 @@ def test_other_nodes_refuse_at_validation(host, node, inputs, needle):
     assert needle in errors_of(host, p)
 
 
+@pytest.mark.host
 def test_non_discrete_model_gets_clear_error(host):
     p = graph(host.checkpoint(0))
     p["edm"] = {"class_type": "ModelSamplingContinuousEDM",
@@ -76,6 +80,7 @@ def test_non_discrete_model_gets_clear_error(host):
     assert "ModelSamplingAdvanced" in msg or "ContinuousEDM" in msg
 
 
+@pytest.mark.server
 def test_gamma_out_of_range_is_http_400(server):
     ckpt = server.build_checkpoint(0)
     status, body = server.queue(graph(ckpt, gamma=1.5))

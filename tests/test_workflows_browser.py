@@ -3,10 +3,11 @@
 For every UI workflow in workflows/ (whatever files are there): the frontend bundled with the host loads it in headless
 Debian Chromium with no missing node types, no page errors and no alert; every widget holds the value shipped (read by
 name from the live widgets, so a shifted widgets_values list is caught); the frontend's own graph-to-prompt gives
-exactly the shipped API copy in workflows/api/; that prompt, with the public file names swapped for the test model, a
-test LoRA and a test image and the sizes shrunk, runs on the server and writes an image. A screenshot of each loaded
-workflow goes to docs/images/workflow_<name>.png on the default host (the README embeds them). The host's template list and the
-frontend's template browser show the pack's workflows with their thumbnails.
+exactly the shipped API copy in workflows/api/ (on another frontend: exactly what the server reads, see
+``server_view``); the API copy, with the public file names swapped for the test models, a test LoRA and a test image
+and the sizes shrunk, runs on the server and writes an image. A screenshot of each loaded workflow goes to
+docs/images/workflow_<name>.png on the default host (the docs embed them). The host's template list and the frontend's
+template browser show the pack's workflows with their thumbnails.
 """
 from __future__ import annotations
 
@@ -280,8 +281,8 @@ def check_widgets(name, live: dict, api: dict, object_info):
 
 def check_outputs(name, server, entry, prompt):
     assert entry["status"]["status_str"] == "success", f"{name}: {json.dumps(entry['status'])[:3000]}"
-    from PIL import Image
     import numpy as np
+    from PIL import Image
     saved = [node_id for node_id, n in prompt.items() if n["class_type"] in ("SaveImage", "PreviewImage")]
     assert saved, f"{name}: no node writes an image"
     for node_id in saved:

@@ -4,11 +4,10 @@ tests build (seeded random weights, SDXL's exact key names) load through the hos
 Loaded by the host like any custom node (server tests) or imported after the host (in-process tests). Not shipped
 to users: it lives under tests/ and only the test harness points the host at it.
 """
-import torch
-
 import comfy.sdxl_clip
 import comfy.supported_models
 import comfy.supported_models_base
+import torch
 
 TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
              "projection_dim": 32}
@@ -25,9 +24,9 @@ TINY_UNET = {
 
 
 class TinySDXLClipModel(comfy.sdxl_clip.SDXLClipModel):
-    def __init__(self, device="cpu", dtype=None, model_options={}):
+    def __init__(self, device="cpu", dtype=None, model_options=None):
         super().__init__(device=device, dtype=dtype, model_options={
-            **model_options, "clip_l_model_config": TINY_CLIP, "clip_g_model_config": TINY_CLIP})
+            **(model_options or {}), "clip_l_model_config": TINY_CLIP, "clip_g_model_config": TINY_CLIP})
 
 
 class TinySDXL(comfy.supported_models.SDXL):
@@ -35,7 +34,7 @@ class TinySDXL(comfy.supported_models.SDXL):
     unet_config = {"model_channels": 32, "use_linear_in_transformer": True, "transformer_depth": [0, 0, 2, 2, 10, 10],
                    "context_dim": 64, "adm_in_channels": 32 + 1536, "use_temporal_attention": False}
 
-    def clip_target(self, state_dict={}):
+    def clip_target(self, state_dict=None):
         return comfy.supported_models_base.ClipTarget(comfy.sdxl_clip.SDXLTokenizer, TinySDXLClipModel)
 
 
@@ -261,6 +260,7 @@ def flow_base_model(family: str, seed: int = 0):
         cfg = comfy.supported_models.SD3(dict(TINY_SD3))
     elif family == "flux":
         import dataclasses
+
         from comfy.ldm.flux import model as flux_model
         config = dict(TINY_FLUX)
         if "txt_ids_dims" in {f.name for f in dataclasses.fields(flux_model.FluxParams)}:
@@ -304,6 +304,7 @@ def build_flow_lora(path: str, family: str, seed: int = 7) -> str:
     """A diffusers-named (``transformer.…lora_A/B``, as the Hyper-SD3/Hyper-FLUX files) LoRA for the small SD3/Flux
     model, written by the tests' one LoRA writer (tcd_lora_files) from the host's own model layout."""
     import comfy.utils
+
     import tcd_lora_files
     sd, _ = tcd_lora_files.make_flow_lora("diffusers", flow_base_model(family, 0), seed=seed)
     comfy.utils.save_torch_file(sd, path)
