@@ -1,8 +1,9 @@
 """The real ComfyUI server (main.py) as a subprocess on loopback, with this pack and the test-model node loaded.
 
-``start_server()`` builds the TinySDXL checkpoint in-process-free fashion (a helper subprocess), writes an
-extra_model_paths yaml that adds a custom_nodes folder (symlinks to the pack and to tests/tcd_test_models) and the
-model folders, and waits for /object_info. One server is shared by a whole pytest session (see conftest.py).
+``ComfyServer()`` writes an extra_model_paths yaml that adds a custom_nodes folder (symlinks to the pack and to
+tests/tcd_test_models) and the model folders; ``start()`` runs main.py and waits for /object_info; ``build_checkpoint``
+and ``build_asset`` write test models in a helper subprocess. One server is shared by a whole pytest session (see
+conftest.py).
 """
 from __future__ import annotations
 

@@ -54,7 +54,9 @@ def test_latents_of_any_rank():
     """A 5-D (video) latent samples exactly as the same values laid out in 4-D."""
     sigmas = flow_tcd_sigmas(TABLES["sd3 shift 3"], 4)
     x5 = start(sigmas, SEED).reshape(2, 16, 3, 2, 5)
-    lin = lambda x, sigma, **_: 0.5 * x  # any model acting elementwise
+
+    def lin(x, sigma, **_):  # any model acting elementwise
+        return 0.5 * x
     out5 = sample_tcd_flow(lin, x5, sigmas, extra_args={"seed": SEED}, gamma=0.4)
     out4 = sample_tcd_flow(lin, x5.reshape(SHAPE), sigmas, extra_args={"seed": SEED}, gamma=0.4)
     assert out5.shape == x5.shape and torch.equal(out5.reshape(SHAPE), out4)

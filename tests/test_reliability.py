@@ -193,12 +193,11 @@ def _bad_cases():
 
 
 def _lora_case(ckpt, server):
-    info = server.get("/object_info")
-    loader = "TCDLoraLoader" if "TCDLoraLoader" in info else "LoraLoader"
     g = tcd_prompt(ckpt, seed=1, model=("8", 0))
-    g["8"] = {"class_type": loader, "inputs": {"model": ["1", 0], "clip": ["1", 1],
-                                               "lora_name": "no_such_lora_file.safetensors",
-                                               "strength_model": 1.0, "strength_clip": 1.0}}
+    # the pack's own loader, never a stand-in: a pack without it must fail this case
+    g["8"] = {"class_type": "TCDLoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1],
+                                                        "lora_name": "no_such_lora_file.safetensors",
+                                                        "strength_model": 1.0, "strength_clip": 1.0}}
     return g, "8"
 
 

@@ -49,7 +49,7 @@ PUBLIC_FILES = {
 FLOW_LORAS = {"Hyper-SD3-8steps-CFG-lora.safetensors": "sd3", "Hyper-FLUX.1-dev-8steps-lora.safetensors": "flux"}
 CLIP_LOADERS = {"TripleCLIPLoader", "DualCLIPLoader"}
 
-# What issue 4 asks of each of its workflows: {class_type: {input: value}} (every node of that type must match).
+# What each shipped workflow must hold: {class_type: {input: value}} (every node of that type must match).
 EXPECTED = {
     "tcd_sdxl_txt2img": {
         "CheckpointLoaderSimple": {"ckpt_name": "sd_xl_base_1.0.safetensors"},
