@@ -14,10 +14,8 @@ import gc
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+from bench_host import start_host
 
 
 def main():
@@ -29,11 +27,10 @@ def main():
     import safetensors.torch
     import torch
 
-    import tcd_lora_files as F
-    from tcd_host import get_host
-
-    host = get_host()
+    host = start_host()
     import comfy.model_management as mm
+
+    import tcd_lora_files as F
     model, clip, _vae = host.call("CheckpointLoaderSimple", ckpt_name=host.checkpoint(0))
     lora_mod = sys.modules[host.nodes.NODE_CLASS_MAPPINGS["TCDLoraLoader"].__module__]
     sd, _ = F.make_lora("kohya_ldm", model.model, None, rank=args.rank, seed=0, dtype=torch.float16)

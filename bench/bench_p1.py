@@ -22,14 +22,9 @@ import datetime
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("COMFYUI_PATH", str(Path(os.environ.get("TCD_CACHE", "~/.cache/comfyui-tcd")).expanduser()
-                                          / "ComfyUI-0.3.75"))
-sys.path.insert(0, str(REPO / "tests"))  # tcd_host, tcd_test_models (not the repo root: its nodes/ would shadow)
+from bench_host import start_host
 
 
 def build_models(names):
@@ -65,11 +60,8 @@ def main():
     ap.add_argument("--reps-sd15", type=int, default=6)
     a = ap.parse_args()
 
-    from tcd_host import get_host
-    host = get_host()
-    import comfy.utils
+    host = start_host()
     import torch
-    comfy.utils.PROGRESS_BAR_ENABLED = False  # same for both samplers; keeps tqdm out of the timings
     tcd_node = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
     euler_node = host.nodes.NODE_CLASS_MAPPINGS["KSampler"]()
     names = [m.strip() for m in a.models.split(",") if m.strip()]

@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("COMFYUI_PATH", str(Path(os.environ.get("TCD_CACHE", "~/.cache/comfyui-tcd")).expanduser()
-                                          / "ComfyUI-0.3.75"))
-sys.path.insert(0, str(REPO / "tests"))
+from bench_host import start_host
 
 # SDXL's UNet in both libraries' terms. Smoke: the same layout, narrow (checks the code path on a CPU in seconds).
 FULL = dict(ch=320, ctx=2048, pooled=1280, depth=[0, 0, 2, 2, 10, 10], depth_out=[0, 0, 0, 2, 2, 2, 10, 10, 10],
@@ -34,15 +29,11 @@ SMOKE = dict(ch=32, ctx=64, pooled=32, depth=[0, 0, 1, 1, 2, 2], depth_out=[0, 0
 def comfy_side(spec, dtype, device, steps, gamma):
     import torch
 
-    from tcd_host import get_host
-
-    host = get_host()  # first: it puts the host on sys.path and loads the pack as a custom node
+    host = start_host()  # first: it puts the host on sys.path and loads the pack as a custom node
     import comfy.model_patcher
     import comfy.supported_models
-    import comfy.utils
 
     import tcd_test_models as tm
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     cfg = {"use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
            "legacy": False, "num_classes": "sequential", "adm_in_channels": spec["pooled"] + 6 * 256,
            "in_channels": 4, "model_channels": spec["ch"], "num_res_blocks": [2, 2, 2],

@@ -24,12 +24,8 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("COMFYUI_PATH", str(Path(os.environ.get("TCD_CACHE", "~/.cache/comfyui-tcd")).expanduser()
-                                          / "ComfyUI-0.3.75"))
-sys.path.insert(0, str(REPO / "tests"))  # tcd_host, tcd_test_models (not the repo root: its nodes/ would shadow)
+from bench_host import start_host
 
 GAMMAS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 CALLS = {"n": 0}
@@ -73,11 +69,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
 
-    from tcd_host import get_host
-    host = get_host()
-    import comfy.utils
+    host = start_host()
     import torch
-    comfy.utils.PROGRESS_BAR_ENABLED = False
     cache = sys.modules[host.pack.__name__ + ".nodes.cache"]
     sampler = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
     sweeper = host.nodes.NODE_CLASS_MAPPINGS["TCDGammaSweep"]()
