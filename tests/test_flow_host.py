@@ -29,14 +29,6 @@ def graph(host, family):
     return flow_graph(host.flow_model(family)), ("ckpt", 0)
 
 
-def wire(nodes: dict, model):
-    """Point every sampler node's model input at ``model`` (the ModelSamplingSD3 output for the SDXL case)."""
-    for n in nodes.values():
-        if n["inputs"].get("model") == ["ckpt", 0]:
-            n["inputs"]["model"] = list(model)
-    return nodes
-
-
 def reference(host, g, model_src, gamma, steps, cfg):
     """The reference loop inside the host (same model, same conditioning), its noise from one generator."""
     import comfy.sample
@@ -68,20 +60,19 @@ CASES = [(0.0, 4, 1.0), (1.0, 4, 1.0), (0.3, 4, 1.0), (1.0, 3, 2.5)]
 def test_entry_points_agree_and_match_the_reference(host, family, gamma, steps, cfg):
     g, model = graph(host, family)
     ours = {
-        "TCDKSampler": host.run_latent({**g, **wire({"ks": tcd_ksampler(gamma, steps, cfg, 1.0)}, model)}, ["ks", 0]),
+        "TCDKSampler": host.run_latent({**g, "ks": tcd_ksampler(gamma, steps, cfg, model=model)}, ["ks", 0]),
         "SamplerCustom+TCDSampler+TCDSigmas": host.run_latent(
-            {**g, **wire(custom_nodes(gamma, steps, cfg, 1.0), model)}, ["sample", 0]),
+            {**g, **custom_nodes(gamma, steps, cfg, model=model)}, ["sample", 0]),
         "SamplerCustomAdvanced": host.run_latent(
-            {**g, **wire(custom_advanced_nodes(gamma, steps, cfg, 1.0), model)}, ["sample", 0]),
+            {**g, **custom_advanced_nodes(gamma, steps, cfg, model=model)}, ["sample", 0]),
     }
     if gamma == 0.3:  # the stock sampler 'tcd' runs at its default gamma 0.3
-        ours["KSampler tcd/tcd"] = host.run_latent({**g, **wire({"ks": stock_ksampler(steps, cfg)}, model)},
-                                                    ["ks", 0])
+        ours["KSampler tcd/tcd"] = host.run_latent({**g, "ks": stock_ksampler(steps, cfg, model=model)}, ["ks", 0])
     first = ours["TCDKSampler"]
     assert torch.isfinite(first).all() and first.abs().max() > 0.1
     for path, lat in ours.items():
         assert torch.equal(lat, first), f"{family}: {path} differs from TCDKSampler"
-    ref_graph = {**g, **wire({"sigmas": custom_nodes(gamma, steps, cfg, 1.0)["sigmas"]}, model)}
+    ref_graph = {**g, "sigmas": custom_nodes(gamma, steps, cfg, model=model)["sigmas"]}
     ref = reference(host, ref_graph, model, gamma, steps, cfg)
     err = rel_max_err(first, ref)
     RESULTS[(family, gamma, steps, cfg)] = err
@@ -91,15 +82,15 @@ def test_entry_points_agree_and_match_the_reference(host, family, gamma, steps, 
 @pytest.mark.parametrize("family", ["sd3", "flux"])
 def test_gamma_sweep_on_a_flow_model_equals_single_runs(host, family):
     g, model = graph(host, family)
-    swept = host.run_latent({**g, "sw": gamma_sweep("0, 0.5, 1", 4, 1.0)}, ["sw", 0])
+    swept = host.run_latent({**g, "sw": gamma_sweep("0, 0.5, 1", 4, 1.0, model=model)}, ["sw", 0])
     for i, gamma in enumerate((0.0, 0.5, 1.0)):
-        single = host.run_latent({**g, "ks": tcd_ksampler(gamma, 4, 1.0, 1.0)}, ["ks", 0])
+        single = host.run_latent({**g, "ks": tcd_ksampler(gamma, 4, 1.0, model=model)}, ["ks", 0])
         assert torch.equal(swept[i:i + 1], single), f"{family}: sweep result {i} (gamma {gamma}) differs"
 
 
 def test_flow_tcd_grid_follows_the_models_shift(host):
     g, model = graph(host, "sd3")
-    (sig,) = host.run_nodes({**g, "sigmas": custom_nodes(0.3, 4, 1.0, 1.0)["sigmas"]}, [("sigmas", 0)])
+    (sig,) = host.run_nodes({**g, "sigmas": custom_nodes(0.3, 4, 1.0, model=model)["sigmas"]}, [("sigmas", 0)])
     want = [3 * f / (1 + 2 * f) for f in (1.0, 0.76, 0.5, 0.26)] + [0.0]  # SD3: shift 3 on fractions of 999..259
     assert torch.allclose(sig, torch.tensor(want), atol=1e-6), sig
 

@@ -18,6 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tcd_prompts import base_graph, custom_nodes, save_latent, tcd_ksampler
+
 pytestmark = pytest.mark.server
 
 CKPT_SEED = 0
@@ -25,29 +27,17 @@ RSS_MARGIN_MIB = 32  # allowed RSS growth of the server from prompt 5 to prompt 
 
 
 # -- prompt building ---------------------------------------------------------------------------------------------
-def base_graph(ckpt: str, size: int = 64, batch: int = 1) -> dict:
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dusk", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
-        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": batch}},
-    }
-
-
 def tcd_prompt(ckpt: str, seed: int, steps: int = 2, gamma: float = 0.3, batch: int = 1, size: int = 64,
-               scheduler: str = "tcd", prefix: str | None = None, cfg: float = 1.0, model=("1", 0),
-               latent=("4", 0)) -> dict:
-    """Checkpoint -> TCD Sampler -> SaveLatent (node ids: sampler '5', save '6')."""
-    g = base_graph(ckpt, size, batch)
-    g["5"] = {"class_type": "TCDKSampler", "inputs": {
-        "model": list(model), "seed": seed, "steps": steps, "cfg": cfg, "gamma": gamma, "scheduler": scheduler,
-        "positive": ["2", 0], "negative": ["3", 0], "latent_image": list(latent), "denoise": 1.0}}
-    g["6"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0],
-                                                      "filename_prefix": prefix or f"rel/{uuid.uuid4().hex[:10]}"}}
+               scheduler: str = "tcd", prefix: str | None = None, cfg: float = 1.0, model=("ckpt", 0),
+               latent=("latent", 0)) -> dict:
+    """Checkpoint -> TCD Sampler ('ks') -> SaveLatent ('save')."""
+    g = base_graph(ckpt, size, size, batch, positive="a lighthouse at dusk", negative="")
+    g["ks"] = tcd_ksampler(gamma, steps, cfg, seed=seed, model=model, latent=latent, scheduler=scheduler)
+    g["save"] = save_latent(("ks", 0), prefix or f"rel/{uuid.uuid4().hex[:10]}")
     return g
 
 
-def latents_of(server, entry: dict, node: str = "6") -> torch.Tensor:
+def latents_of(server, entry: dict, node: str = "save") -> torch.Tensor:
     """The latent tensor a SaveLatent node wrote for this history entry."""
     (item,) = entry["outputs"][node]["latents"]
     path = server.output / item["subfolder"] / item["filename"]
@@ -84,7 +74,7 @@ def test_soak_50_prompts_all_succeed_and_memory_stays_flat(server, ckpt):
                                          prefix="soak/p"), timeout=120))
         lat = latents_of(server, entry)
         assert lat.shape == (batch, 4, 8, 8) and torch.isfinite(lat).all() and lat.abs().max() > 0
-        assert messages(entry, "execution_cached")[0]["nodes"].count("5") == 0  # the sampler really ran
+        assert messages(entry, "execution_cached")[0]["nodes"].count("ks") == 0  # the sampler really ran
         if i in (5, 50):
             rss[i] = proc.memory_info().rss
     growth = rss[50] - rss[5]
@@ -97,8 +87,8 @@ def test_soak_50_prompts_all_succeed_and_memory_stays_flat(server, ckpt):
 # -- interrupt -----------------------------------------------------------------------------------------------------
 def test_interrupt_ends_the_run_within_one_model_call_and_next_prompt_succeeds(server, ckpt, tmp_path):
     log = tmp_path / "calls.log"
-    g = tcd_prompt(ckpt, seed=77, steps=1000, gamma=0.3, scheduler="simple", model=("7", 0))
-    g["7"] = {"class_type": "TCDTestCallLog", "inputs": {"model": ["1", 0], "path": str(log)}}
+    g = tcd_prompt(ckpt, seed=77, steps=1000, gamma=0.3, scheduler="simple", model=("calllog", 0))
+    g["calllog"] = {"class_type": "TCDTestCallLog", "inputs": {"model": ["ckpt", 0], "path": str(log)}}
     status, body = server.queue(g)
     assert status == 200, body
     pid = body["prompt_id"]
@@ -116,7 +106,7 @@ def test_interrupt_ends_the_run_within_one_model_call_and_next_prompt_succeeds(s
     entry = server.wait(pid, timeout=120)
     assert entry["status"]["status_str"] == "error"
     (interrupted,) = messages(entry, "execution_interrupted")
-    assert interrupted["node_id"] == "5" and interrupted["node_type"] == "TCDKSampler"
+    assert interrupted["node_id"] == "ks" and interrupted["node_type"] == "TCDKSampler"
     assert not entry["outputs"], "an interrupted run must not save a latent"
     final = ends()
     print(f"\nINTERRUPT: {done_at_interrupt} model calls done when /interrupt returned, {final} in all (of 1000)")
@@ -167,17 +157,17 @@ def _bad_cases():
             g = tcd_prompt(ckpt, seed=1)
             for k, v in changes.items():
                 if v is KeyError:
-                    del g["5"]["inputs"][k]
+                    del g["ks"]["inputs"][k]
                 else:
-                    g["5"]["inputs"][k] = v
-            return g, "5"
+                    g["ks"]["inputs"][k] = v
+            return g, "ks"
         return make
 
     return {
         "steps_wrong_type": (on_sampler(steps="four"), "steps"),
         "gamma_wrong_type": (on_sampler(gamma="high"), "gamma"),
         "cfg_malformed_link": (on_sampler(cfg=[1, 2, 3]), "cfg"),
-        "latent_linked_to_model": (on_sampler(latent_image=["1", 0]), "latent_image"),
+        "latent_linked_to_model": (on_sampler(latent_image=["ckpt", 0]), "latent_image"),
         "positive_missing": (on_sampler(positive=KeyError), "positive"),
         "gamma_missing": (on_sampler(gamma=KeyError), "gamma"),
         "steps_0": (on_sampler(steps=0), "steps"),
@@ -193,12 +183,12 @@ def _bad_cases():
 
 
 def _lora_case(ckpt, server):
-    g = tcd_prompt(ckpt, seed=1, model=("8", 0))
+    g = tcd_prompt(ckpt, seed=1, model=("lora", 0))
     # the pack's own loader, never a stand-in: a pack without it must fail this case
-    g["8"] = {"class_type": "TCDLoraLoader", "inputs": {"model": ["1", 0], "clip": ["1", 1],
+    g["lora"] = {"class_type": "TCDLoraLoader", "inputs": {"model": ["ckpt", 0], "clip": ["ckpt", 1],
                                                         "lora_name": "no_such_lora_file.safetensors",
                                                         "strength_model": 1.0, "strength_clip": 1.0}}
-    return g, "8"
+    return g, "lora"
 
 
 BAD = _bad_cases()
@@ -231,20 +221,17 @@ def test_server_still_runs_prompts_after_bad_input(server, ckpt):
 
 # -- model faults --------------------------------------------------------------------------------------------------
 def fault_prompt(ckpt, value: str, at_step: int, node: str, prefix: str) -> dict:
-    g = base_graph(ckpt)
-    g["9"] = {"class_type": "TCDTestFaultyModel", "inputs": {"model": ["1", 0], "value": value, "at_step": at_step}}
+    g = base_graph(ckpt, positive="a lighthouse at dusk", negative="")
+    g["faulty"] = {"class_type": "TCDTestFaultyModel",
+                   "inputs": {"model": ["ckpt", 0], "value": value, "at_step": at_step}}
     if node == "TCDKSampler":
-        g["5"] = {"class_type": "TCDKSampler", "inputs": {
-            "model": ["9", 0], "seed": 5, "steps": 4, "cfg": 1.0, "gamma": 0.3, "scheduler": "tcd",
-            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}}
+        g["ks"] = tcd_ksampler(0.3, 4, 1.0, seed=5, model=("faulty", 0))
     else:  # SamplerCustom with SamplerTCD + TCD Scheduler
-        g["10"] = {"class_type": "TCDSampler", "inputs": {"gamma": 0.3}}
-        g["11"] = {"class_type": "TCDSigmas", "inputs": {"model": ["9", 0], "steps": 4, "denoise": 1.0}}
-        g["5"] = {"class_type": "SamplerCustom", "inputs": {
-            "model": ["9", 0], "add_noise": True, "noise_seed": 5, "cfg": 1.0, "positive": ["2", 0],
-            "negative": ["3", 0], "sampler": ["10", 0], "sigmas": ["11", 0], "latent_image": ["4", 0]}}
-    g["12"] = {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}}
-    g["13"] = {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": prefix}}
+        nodes = custom_nodes(0.3, 4, 1.0, seed=5, model=("faulty", 0))
+        g.update(sampler=nodes["sampler"], sigmas=nodes["sigmas"], ks=nodes["sample"])
+        g["ks"]["inputs"]["sigmas"] = ["sigmas", 0]
+    g["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["ks", 0], "vae": ["ckpt", 2]}}
+    g["image"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}}
     return g
 
 
@@ -255,7 +242,7 @@ def test_model_fault_fails_naming_the_step_and_saves_nothing(server, ckpt, value
     entry = server.run(fault_prompt(ckpt, value, 3, node, prefix), timeout=120)
     assert entry["status"]["status_str"] == "error"
     (err,) = messages(entry, "execution_error")
-    assert err["node_id"] == "5" and err["exception_type"] == "FloatingPointError"
+    assert err["node_id"] == "ks" and err["exception_type"] == "FloatingPointError"
     assert "TCD step 3 of 4" in err["exception_message"] and "NaN or inf" in err["exception_message"]
     assert not entry["outputs"]
     assert not list(server.output.glob(f"{prefix}*")), "an image was saved from a broken latent"
@@ -266,7 +253,7 @@ def test_fault_harness_control_run_saves_an_image(server, ckpt):
     # 'nothing saved' check above can see a save when there is one.
     prefix = f"fault_control_{uuid.uuid4().hex[:6]}"
     entry = ok(server.run(fault_prompt(ckpt, "nan", 5, "TCDKSampler", prefix), timeout=120))
-    assert entry["outputs"]["13"]["images"] and list(server.output.glob(f"{prefix}*"))
+    assert entry["outputs"]["image"]["images"] and list(server.output.glob(f"{prefix}*"))
 
 
 # -- determinism and the batch noise convention --------------------------------------------------------------------
@@ -276,7 +263,7 @@ def test_same_prompt_twice_gives_identical_latents(server, ckpt):
     run_latent(server, tcd_prompt(ckpt, seed=4243, steps=4, gamma=0.5, batch=2, prefix="det/b"))  # evicts cache
     a2 = tcd_prompt(ckpt, seed=4242, steps=4, gamma=0.5, batch=2, prefix="det/a2")
     entry = ok(server.run(a2))
-    assert "5" not in messages(entry, "execution_cached")[0]["nodes"], "the second run came from the cache"
+    assert "ks" not in messages(entry, "execution_cached")[0]["nodes"], "the second run came from the cache"
     second = latents_of(server, entry)
     assert torch.equal(first, second)
 
@@ -310,8 +297,8 @@ def test_batch_noise_convention(server, ckpt):
     d["g0 4 steps: batch[0] vs single"] = _maxdiff(b[0], s)
     d["g0 4 steps: batch[1] vs single"] = _maxdiff(b[1], s)
     # ... and image 1 alone: LatentFromBatch(batch_index=1) of a batch-2 empty latent carries batch_index [1].
-    g = tcd_prompt(ckpt, seed=seed, steps=4, gamma=0.0, batch=2, latent=("20", 0))
-    g["20"] = {"class_type": "LatentFromBatch", "inputs": {"samples": ["4", 0], "batch_index": 1, "length": 1}}
+    g = tcd_prompt(ckpt, seed=seed, steps=4, gamma=0.0, batch=2, latent=("pick", 0))
+    g["pick"] = {"class_type": "LatentFromBatch", "inputs": {"samples": ["latent", 0], "batch_index": 1, "length": 1}}
     one = run_latent(server, g)
     assert one.shape[0] == 1
     d["g0 4 steps: batch[1] vs LatentFromBatch(1) run"] = _maxdiff(one[0], b[1])

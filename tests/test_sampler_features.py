@@ -6,20 +6,12 @@ import uuid
 import pytest
 import torch
 
-from tcd_prompts import latent_from_tensor
+from tcd_prompts import base_graph, latent_from_tensor, tcd_ksampler
 
 
 def prompt(ckpt, latent_node, steps=4, gamma=0.3, extra=None):
-    p = {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["ckpt", 1]}},
-        "latent": latent_node,
-        "ks": {"class_type": "TCDKSampler", "inputs": {
-            "model": ["ckpt", 0], "seed": 5, "steps": steps, "cfg": 1.0, "gamma": gamma, "scheduler": "tcd",
-            "positive": ["pos", 0], "negative": ["pos", 0], "latent_image": ["latent", 0], "denoise": 1.0}},
-    }
-    p.update(extra or {})
-    return p
+    """Checkpoint -> TCD Sampler ('ks') on ``latent_node``, plus ``extra`` nodes."""
+    return {**base_graph(ckpt), "latent": latent_node, "ks": tcd_ksampler(gamma, steps, 1.0, seed=5), **(extra or {})}
 
 
 @pytest.mark.server

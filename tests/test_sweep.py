@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from tcd_prompts import base_graph, gamma_sweep, tcd_ksampler
+
 pytestmark = pytest.mark.host
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,23 +96,15 @@ def write_lora(host, ckpt):
 def prompt(q, *, node="TCDKSampler", seed=5, text="a red fox in the snow", strength=1.0, width=64, height=64,
            batch=1, gamma=0.3, gammas=None, cfg=1.0, steps=4, grid=False):
     """API prompt: checkpoint -> call counter -> LoraLoader -> CLIPTextEncode x2 -> sampler or sweep -> capture."""
-    p = {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": q.ckpt}},
-        "count": {"class_type": "TCDTestCountModelCalls", "inputs": {"model": ["ckpt", 0]}},
-        "lora": {"class_type": "LoraLoader", "inputs": {"model": ["count", 0], "clip": ["ckpt", 1],
+    p = base_graph(q.ckpt, width, height, batch, positive=text, clip=("lora", 1))
+    p["count"] = {"class_type": "TCDTestCountModelCalls", "inputs": {"model": ["ckpt", 0]}}
+    p["lora"] = {"class_type": "LoraLoader", "inputs": {"model": ["count", 0], "clip": ["ckpt", 1],
                                                         "lora_name": q.lora, "strength_model": strength,
-                                                        "strength_clip": 1.0}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["lora", 1], "text": text}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["lora", 1], "text": "blurry"}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height,
-                                                                "batch_size": batch}},
-    }
-    common = {"model": ["lora", 0], "seed": seed, "steps": steps, "cfg": cfg, "scheduler": "tcd",
-              "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0}
+                                                        "strength_clip": 1.0}}
     if node == "TCDGammaSweep":
-        p["sampler"] = {"class_type": node, "inputs": {**common, "gammas": gammas}}
+        p["sampler"] = gamma_sweep(gammas, steps, cfg, seed=seed, model=("lora", 0))
     else:
-        p["sampler"] = {"class_type": node, "inputs": {**common, "gamma": gamma}}
+        p["sampler"] = tcd_ksampler(gamma, steps, cfg, seed=seed, model=("lora", 0))
     cap = {"key": "out", "latent": ["sampler", 0]}
     if node == "TCDGammaSweep":
         cap["text"] = ["sampler", 1]

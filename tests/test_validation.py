@@ -5,19 +5,14 @@ import math
 import pytest
 
 from tcd_host import PromptFailed
+from tcd_prompts import base_graph, custom_nodes, save_latent, tcd_ksampler
 
 
 def graph(ckpt, **ks):
-    inputs = {"model": ["ckpt", 0], "seed": 1, "steps": 4, "cfg": 1.0, "gamma": 0.3, "scheduler": "tcd",
-              "positive": ["pos", 0], "negative": ["pos", 0], "latent_image": ["latent", 0], "denoise": 1.0}
-    inputs.update(ks)
-    return {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["ckpt", 1]}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "ks": {"class_type": "TCDKSampler", "inputs": inputs},
-        "out": {"class_type": "SaveLatent", "inputs": {"samples": ["ks", 0], "filename_prefix": "latents/val"}},
-    }
+    """Checkpoint -> TCD Sampler (its inputs overridden by ``ks``) -> SaveLatent."""
+    g = {**base_graph(ckpt), "ks": tcd_ksampler(0.3, 4, 1.0, seed=1), "out": save_latent(("ks", 0), "latents/val")}
+    g["ks"]["inputs"].update(ks)
+    return g
 
 
 def errors_of(host, prompt):
@@ -55,15 +50,9 @@ def test_host_schedulers_not_bound_by_tcd_grid(host):
      "leaves 2 timesteps, so steps must be 1..2"),
 ])
 def test_other_nodes_refuse_at_validation(host, node, inputs, needle):
-    p = graph(host.checkpoint(0))
-    p["bad"] = {"class_type": node, "inputs": inputs}
-    p["preview"] = {"class_type": "SamplerCustom", "inputs": {
-        "model": ["ckpt", 0], "add_noise": True, "noise_seed": 1, "cfg": 1.0, "positive": ["pos", 0],
-        "negative": ["pos", 0], "sampler": ["bad", 0] if node == "TCDSampler" else ["smp", 0],
-        "sigmas": ["bad", 0] if node == "TCDSigmas" else ["sig", 0], "latent_image": ["latent", 0]}}
-    p["smp"] = {"class_type": "TCDSampler", "inputs": {"gamma": 0.3}}
-    p["sig"] = {"class_type": "TCDSigmas", "inputs": {"model": ["ckpt", 0], "steps": 4, "denoise": 1.0}}
-    p["out2"] = {"class_type": "SaveLatent", "inputs": {"samples": ["preview", 0], "filename_prefix": "latents/v2"}}
+    p = {**base_graph(host.checkpoint(0)), **custom_nodes(0.3, 4, 1.0, seed=1)}
+    p["sampler" if node == "TCDSampler" else "sigmas"] = {"class_type": node, "inputs": inputs}
+    p["out"] = save_latent(("sample", 0), "latents/v2")
     assert needle in errors_of(host, p)
 
 
