@@ -142,12 +142,10 @@ def object_info(server):
 
 @pytest.fixture(scope="module")
 def test_files(server):
-    """The tiny checkpoint, a kohya-format LoRA for its UNet (real module names and shapes, read from the checkpoint)
-    and a small PNG, in the server's folders."""
+    """The small test models (SDXL-, SD3- and Flux-shaped), a LoRA for each and a small PNG, in the server's
+    folders."""
     import torch
     from PIL import Image
-    from safetensors import safe_open
-    from safetensors.torch import save_file
 
     ckpt = server.build_checkpoint(0)
     flow = {"sd3_ckpt": server.build_asset("checkpoints", "tiny_sd3_ckpt.safetensors", "build_flow_checkpoint", "sd3"),
@@ -156,27 +154,13 @@ def test_files(server):
     for family in ("sd3", "flux"):
         flow[f"lora_{family}"] = server.build_asset("loras", f"tcd_test_lora_tiny_{family}.safetensors",
                                                     "build_flow_lora", family)
-    lora_path = server.models / "loras" / TEST_LORA
-    if not lora_path.exists():
-        g = torch.Generator().manual_seed(7)
-        sd = {}
-        with safe_open(str(server.models / "checkpoints" / ckpt), "pt") as f:
-            for k in f.keys():
-                if k.startswith("model.diffusion_model.") and k.endswith(".weight") and (
-                        ".attn1.to_" in k or ".attn2.to_q" in k or ".ff.net.2." in k):
-                    out_f, in_f = f.get_slice(k).get_shape()
-                    name = "lora_unet_" + k[len("model.diffusion_model."):-len(".weight")].replace(".", "_")
-                    sd[name + ".lora_down.weight"] = torch.randn(4, in_f, generator=g) * 0.1
-                    sd[name + ".lora_up.weight"] = torch.randn(out_f, 4, generator=g) * 0.1
-                    sd[name + ".alpha"] = torch.tensor(4.0)
-        assert len(sd) > 30, "the tiny checkpoint has no attention layers to write a LoRA for"
-        save_file(sd, str(lora_path))
+    lora = server.build_asset("loras", TEST_LORA, "build_sdxl_lora")
     img = server.input / TEST_IMAGE
     if not img.exists():
         y, x = torch.meshgrid(torch.linspace(0, 1, SIDE), torch.linspace(0, 1, SIDE), indexing="ij")
         rgb = (torch.stack([x, y, 1 - x * y], -1) * 255).to(torch.uint8).numpy()
         Image.fromarray(rgb).save(img)
-    return {"ckpt": ckpt, "lora": TEST_LORA, "image": TEST_IMAGE, **flow}
+    return {"ckpt": ckpt, "lora": lora, "image": TEST_IMAGE, **flow}
 
 
 @pytest.fixture(scope="module")

@@ -300,6 +300,21 @@ class TCDTestConditioning:
 NODE_CLASS_MAPPINGS["TCDTestConditioning"] = TCDTestConditioning
 
 
+def build_sdxl_lora(path: str, seed: int = 7) -> str:
+    """A kohya-named LoRA (``lora_unet_…``, as the TCD-SDXL file) on the small SDXL model's attention and feed-forward
+    output, written by the tests' one LoRA writer (tcd_lora_files) from the host's own model layout."""
+    import comfy.utils
+
+    import tcd_lora_files
+    base = TinySDXL(dict(TINY_UNET)).get_model({}, device=torch.device("cpu"))
+    sd, expected = tcd_lora_files.make_lora("kohya_ldm", base, seed=seed, scale=0.1,
+                                            only=r"attn1\.to_|attn2\.to_q|ff\.net\.2")
+    if len(expected) < 30:
+        raise RuntimeError("the small SDXL model has no attention layers to write a LoRA for")
+    comfy.utils.save_torch_file(sd, path)
+    return path
+
+
 def build_flow_lora(path: str, family: str, seed: int = 7) -> str:
     """A diffusers-named (``transformer.…lora_A/B``, as the Hyper-SD3/Hyper-FLUX files) LoRA for the small SD3/Flux
     model, written by the tests' one LoRA writer (tcd_lora_files) from the host's own model layout."""
