@@ -33,3 +33,14 @@ def server():
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def frontend(server):
+    """The host's own frontend in headless Debian Chromium, one page per test module."""
+    from tcd_browser import Frontend, chromium_path
+    if chromium_path() is None:
+        pytest.fail("Debian chromium is not installed: scripts/env.sh ensure_chromium installs it (apt)")
+    fe = Frontend(server.url)
+    yield fe
+    fe.close()

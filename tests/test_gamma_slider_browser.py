@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tcd_browser import Frontend, chromium_path
 from tcd_host import docs_images
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -40,15 +39,6 @@ def model_files(server):
     """The tiny SDXL checkpoint and the SDXL test LoRA for it (the tests' one LoRA writer, through the test-model
     builder: the same file test_workflows_browser.py uses)."""
     return {"ckpt": server.build_checkpoint(0), "lora": server.build_asset("loras", TEST_LORA, "build_sdxl_lora")}
-
-
-@pytest.fixture(scope="module")
-def frontend(server):
-    if chromium_path() is None:
-        pytest.fail("Debian chromium is not installed: scripts/env.sh ensure_chromium installs it (apt)")
-    fe = Frontend(server.url)
-    yield fe
-    fe.close()
 
 
 def slider_workflow(files: dict, prefix: str) -> dict:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from tcd_browser import Frontend, chromium_path
 from tcd_host import PACK_NAME, docs_images
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -161,15 +160,6 @@ def test_files(server):
         rgb = (torch.stack([x, y, 1 - x * y], -1) * 255).to(torch.uint8).numpy()
         Image.fromarray(rgb).save(img)
     return {"ckpt": ckpt, "lora": lora, "image": TEST_IMAGE, **flow}
-
-
-@pytest.fixture(scope="module")
-def frontend(server):
-    if chromium_path() is None:
-        pytest.fail("Debian chromium is not installed: scripts/env.sh ensure_chromium installs it (apt)")
-    fe = Frontend(server.url)
-    yield fe
-    fe.close()
 
 
 # -- the files themselves ------------------------------------------------------------------------------------------
