@@ -8,7 +8,7 @@ import comfy.model_sampling
 import comfy.samplers
 import torch
 
-from ..samplers import TCDInputError, check_gamma, flow_tcd_sigmas, sample_tcd, sample_tcd_flow, tcd_sigmas
+from ..samplers import TCDInputError, check_gamma, check_grid, flow_tcd_sigmas, sample_tcd, sample_tcd_flow, tcd_sigmas
 
 SAMPLER_NAME = "tcd"
 SCHEDULER_NAME = "tcd"
@@ -97,8 +97,9 @@ def schedule_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.
     ms = model_sampling(model)
     if scheduler == SCHEDULER_NAME:
         return tcd_schedule(ms, steps, denoise)
-    if not denoise > 0:
-        raise TCDInputError(f"denoise={denoise!r}: allowed range is greater than 0 and at most 1")
+    msg = check_grid(steps, denoise, None)  # a host scheduler: the ranges only, not the TCD grid's length
+    if msg:
+        raise TCDInputError(msg)
     ks = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler="euler", scheduler=scheduler,
                                  denoise=denoise, model_options=model.model_options)
     return ks.sigmas.cpu()

@@ -1,13 +1,12 @@
 """TCD Gamma Sweep: one TCD run per gamma from the same seed and noise, sharing the (gamma-free) first model call."""
 from __future__ import annotations
 
-import math
 import re
 
 import comfy.model_management
 import torch
 
-from ..samplers import TCDInputError
+from ..samplers import GAMMA_RANGE, TCDInputError, check_gamma
 from . import cache as first_step_cache
 from .host import schedule_sigmas, tcd_ksampler
 from .sampling import CATEGORY, TCDKSampler, run_sampler
@@ -22,8 +21,9 @@ def _gamma(text: str, what: str) -> float:
         g = float(text)
     except ValueError:
         raise TCDInputError(f"gammas: {what} {text!r} is not a number; write {GAMMAS_HELP}") from None
-    if not math.isfinite(g) or not 0.0 <= g <= 1.0:
-        raise TCDInputError(f"gammas: {what} {text!r} is outside the allowed range 0..1 "
+    if check_gamma(g):  # the one gamma rule (samplers/loop.py), worded for the text the user typed
+        lo, hi = GAMMA_RANGE
+        raise TCDInputError(f"gammas: {what} {text!r} is outside the allowed range {lo:g}..{hi:g} "
                             "(0 deterministic, 1 LCM-like)")
     return g
 
