@@ -69,8 +69,8 @@ def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=No
         x = sample_tcd(model, x, sigmas, sigma_table=ms.sigmas, **common, **options)
     mask = extra_args.get("denoise_mask")
     if mask is not None and getattr(model, "latent_image", None) is not None:
-        # TCD ends at sigma(t=0), not 0, so unlike the host's samplers its result is not the inpaint wrapper's
-        # blended x0: put the kept region back exactly, as the host's KSampler (and diffusers' inpaint) leave it.
+        # On DDPM models TCD ends at sigma(t=0), not 0, so its result is not the inpaint wrapper's blended x0: put the
+        # kept region back exactly, as the host's KSampler (and diffusers' inpaint) leave it (a no-op at sigma 0).
         x = x * mask + model.latent_image * (1.0 - mask)
     return x
 

@@ -5,6 +5,8 @@ comparison below maps the reference into sigma space with that exact factor at t
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers import TCDScheduler
 
@@ -48,16 +50,23 @@ def reference_loop(scheduler: TCDScheduler, model_output, shape, steps: int | No
 
 
 class ToyModel:
-    """A fixed random nonlinear predictor of eps (or v) from (x_ddpm, t): output of order one, like a real UNet."""
+    """A fixed random nonlinear model output of order one, like a real network's: tanh(W x + b cos(freq t)) + skip x.
+    The defaults predict eps (or v) from (x_ddpm, t) of a 4-channel DDPM latent; ``toy_velocity`` is a flow model's."""
 
-    def __init__(self, seed=1):
+    def __init__(self, seed=1, channels=4, w_scale=0.5, freq=1 / 150, skip=0.3):
         g = torch.Generator().manual_seed(seed)
-        self.w = torch.randn(4, 4, generator=g) / 2
-        self.b = torch.randn(4, 1, 1, generator=g)
+        self.w = torch.randn(channels, channels, generator=g) * w_scale
+        self.b = torch.randn(channels, 1, 1, generator=g)
+        self.freq, self.skip = freq, skip
 
-    def __call__(self, x_ddpm, t):
-        h = torch.einsum("oc,bchw->bohw", self.w, x_ddpm)
-        return torch.tanh(h + self.b * torch.cos(torch.tensor(t / 150.0))) + 0.3 * x_ddpm
+    def __call__(self, x, t):
+        h = torch.einsum("oc,bchw->bohw", self.w, x.float())
+        return torch.tanh(h + self.b * math.cos(self.freq * float(t))) + self.skip * x
+
+
+def toy_velocity(seed=3):
+    """A fixed random velocity field v(x, sigma) of order one for a 16-channel flow latent (the flow model's output)."""
+    return ToyModel(seed, channels=16, w_scale=0.25, freq=3.0, skip=0.5)
 
 
 def denoiser(model, scheduler, table, prediction_type):

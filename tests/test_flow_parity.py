@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from samplers import flow_renoise, flow_tcd_sigmas, initial_noise, sample_tcd_flow, tcd_timesteps
-from tcd_reference import flow_equations_reference, flow_reference_loop, rel_max_err
+from tcd_reference import flow_equations_reference, flow_reference_loop, rel_max_err, toy_velocity
 
 SHAPE = (2, 16, 6, 5)
 SEED = 77
@@ -24,19 +24,6 @@ def flux_table(mu, n=10000):
     """ModelSamplingFlux's sigmas: e^mu / (e^mu + (1/t - 1)) at t = k/n, k = 1..n."""
     t = torch.arange(1, n + 1, dtype=torch.float64) / n
     return (math.exp(mu) / (math.exp(mu) + (1 / t - 1))).float()
-
-
-class ToyVelocity:
-    """A fixed random nonlinear velocity field v(x, sigma) of order one (the flow model's raw output)."""
-
-    def __init__(self, seed=3):
-        g = torch.Generator().manual_seed(seed)
-        self.w = torch.randn(16, 16, generator=g) / 4
-        self.b = torch.randn(16, 1, 1, generator=g)
-
-    def __call__(self, x, sigma):
-        h = torch.einsum("oc,bchw->bohw", self.w, x.float())
-        return torch.tanh(h + self.b * math.cos(3 * float(sigma))) + 0.5 * x
 
 
 def denoiser(v):
@@ -71,7 +58,7 @@ TABLES = {"sd3 shift 3": sd3_table(3.0), "shift 1": sd3_table(1.0), "sd3 shift 6
 @pytest.mark.parametrize("gamma", [0.0, 1.0])
 def test_matches_flow_match_euler(table, steps, gamma):
     sigmas = flow_tcd_sigmas(TABLES[table], steps)
-    v = ToyVelocity()
+    v = toy_velocity()
     x = start(sigmas, SEED)
     ref = flow_reference_loop(sigmas, v, SHAPE, gamma, SEED)
     ours = sample_tcd_flow(denoiser(v), x.clone(), sigmas, extra_args={"seed": SEED}, gamma=gamma)
@@ -85,7 +72,7 @@ def test_matches_flow_match_euler(table, steps, gamma):
 @pytest.mark.parametrize("gamma,gamma_end", [(0.3, None), (0.5, None), (0.8, None), (0.2, 0.9)])
 def test_matches_float64_equations(table, steps, gamma, gamma_end):
     sigmas = flow_tcd_sigmas(TABLES[table], steps)
-    v = ToyVelocity()
+    v = toy_velocity()
     image = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5))
     x = start(sigmas, SEED, image)
     n = len(sigmas) - 1
