@@ -37,6 +37,8 @@ def tiny(host):
     import comfy.ldm.flux.model
     import comfy.model_patcher
     import comfy.supported_models as sm
+
+    import tcd_test_models
     out = {}
     for fam, config in TINY.items():
         config = dict(config)
@@ -47,6 +49,7 @@ def tiny(host):
         with torch.no_grad():
             for _, p in sorted(model.diffusion_model.named_parameters()):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+        tcd_test_models.init_buffers(model.diffusion_model, len(fam) + 1)  # pos_embed: torch.empty otherwise
         out[fam] = comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
     return out
 

@@ -270,12 +270,17 @@ def flow_base_model(family: str, seed: int = 0):
         raise ValueError(f"family={family!r}: 'sd3' or 'flux'")
     model = cfg.get_model({}, device=torch.device("cpu"))
     init_weights(model.diffusion_model, seed)
-    g = torch.Generator().manual_seed(seed + 3)
-    with torch.no_grad():  # saved buffers (SD3's pos_embed) are not initialised by the host either
-        for _, b in sorted(model.diffusion_model.named_buffers(), key=lambda kv: kv[0]):
-            if b.is_floating_point():
-                b.copy_((torch.rand(b.shape, generator=g) * 2 - 1) * 0.5)
+    init_buffers(model.diffusion_model, seed + 3)
     return model
+
+
+@torch.no_grad()
+def init_buffers(module: torch.nn.Module, seed: int) -> None:
+    """Seed the saved float buffers (SD3's pos_embed): the host allocates them with torch.empty, which can hold NaN."""
+    g = torch.Generator().manual_seed(seed)
+    for _, b in sorted(module.named_buffers(), key=lambda kv: kv[0]):
+        if b.is_floating_point():
+            b.copy_((torch.rand(b.shape, generator=g) * 2 - 1) * 0.5)
 
 
 class TCDTestConditioning:
