@@ -4,7 +4,6 @@ host's patched weights equal W + strength * (alpha / rank) * up @ down, recomput
 rows of a fused qkv (or Flux's linear1), with the diffusers scale/shift halves swapped where the layouts differ. A LoRA
 for the other family is refused and nothing is applied. (Full-size coverage: test_lora_meta.py.)
 """
-import dataclasses
 import sys
 
 import pytest
@@ -34,16 +33,13 @@ CASES = [(fam, fmt) for fam in TINY for fmt in F.FLOW_FORMATS if F.FLOW_FORMATS[
 @pytest.fixture(scope="module")
 def tiny(host):
     """family -> ModelPatcher of a small model of the host's stock class, every weight seeded."""
-    import comfy.ldm.flux.model
     import comfy.model_patcher
     import comfy.supported_models as sm
 
     import tcd_test_models
     out = {}
     for fam, config in TINY.items():
-        config = dict(config)
-        if fam == "Flux" and "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
-            config["txt_ids_dims"] = []  # newer hosts: what their detection gives a standard Flux
+        config = tcd_test_models.flux_config(config) if fam == "Flux" else dict(config)
         model = getattr(sm, fam)(config).get_model({}, device=CPU)  # the stock class itself, whatever else is listed
         g = torch.Generator().manual_seed(len(fam))
         with torch.no_grad():

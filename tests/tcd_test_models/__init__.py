@@ -254,18 +254,23 @@ def build_flow_model(path: str, family: str, seed: int = 0) -> str:
     return path
 
 
+def flux_config(config: dict) -> dict:
+    """A copy of a Flux config with what this host's detection gives a standard Flux (newer hosts: txt_ids_dims)."""
+    import dataclasses
+
+    from comfy.ldm.flux import model as flux_model
+    config = dict(config)
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(flux_model.FluxParams)}:
+        config["txt_ids_dims"] = []
+    return config
+
+
 def flow_base_model(family: str, seed: int = 0):
     """The host's model object for the small SD3- or Flux-shaped model, weights (and saved buffers) seeded."""
     if family == "sd3":
         cfg = comfy.supported_models.SD3(dict(TINY_SD3))
     elif family == "flux":
-        import dataclasses
-
-        from comfy.ldm.flux import model as flux_model
-        config = dict(TINY_FLUX)
-        if "txt_ids_dims" in {f.name for f in dataclasses.fields(flux_model.FluxParams)}:
-            config["txt_ids_dims"] = []  # newer hosts: what their detection gives a standard Flux
-        cfg = TinyFlux(config)
+        cfg = TinyFlux(flux_config(TINY_FLUX))
     else:
         raise ValueError(f"family={family!r}: 'sd3' or 'flux'")
     model = cfg.get_model({}, device=torch.device("cpu"))
