@@ -19,6 +19,15 @@ def pytest_collection_modifyitems(config, items):
                                 + "\n  ".join(missing))
 
 
+def pytest_terminal_summary(terminalreporter):
+    """The figures the tests measured (tests/tcd_figures.py), after the results."""
+    import tcd_figures
+    for title, lines in tcd_figures.sections():
+        terminalreporter.section(title, sep="-")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def host():
     from tcd_host import get_host
