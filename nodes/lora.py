@@ -10,7 +10,8 @@ import comfy.lora
 import comfy.utils
 import folder_paths
 
-from .lora_keys import TE_PARTS, TCDLoraError, check_plan, log, make_report, plan_lora, read_header
+from ..lora_plan import patch_keys
+from .lora_keys import TE_PARTS, TCDLoraError, check_plan, host_tensors, log, make_report, plan_lora, read_header
 
 CATEGORY = "loaders/TCD"
 STRENGTH_RANGE = {"min": -100.0, "max": 100.0, "step": 0.01}
@@ -20,7 +21,9 @@ CACHE_SIZE = 4
 # or modification time) is read again; an unchanged one never is, whatever changes downstream.
 _CACHE: OrderedDict = OrderedDict()
 _LOCK = threading.Lock()
-STATS = {"header_reads": 0, "tensor_reads": 0}
+# header_reads / tensor_reads: files read; patch_builds: calls of the host's load_lora; patch_adds: add_patches calls.
+# A refusal is decided from the header alone: no tensor read (of a safetensors file), no patch built or added.
+STATS = {"header_reads": 0, "tensor_reads": 0, "patch_builds": 0, "patch_adds": 0}
 
 
 def file_signature(path: str):
@@ -72,11 +75,25 @@ def _tensors(entry: dict, path: str, display: str) -> dict:
 def _patched(target, patches, strength, lora_name, what):
     """A clone of ``target`` (ModelPatcher or CLIP) with every patch added, or TCDLoraError if any is refused."""
     new = target.clone()
+    STATS["patch_adds"] += 1
     added = new.add_patches(patches, strength)
     if len(added) != len(patches):
         raise TCDLoraError(f"'{lora_name}': the {what} took {len(added)} of {len(patches)} weight patches. "
                            f"Nothing was applied.")
     return new, len(added)
+
+
+def _host_patches(plan, sd, to_load, lora_name):
+    """The host's weight patches (comfy.lora.load_lora) for the planned modules, or TCDLoraError when it builds fewer
+    than the plan says: every weight and bias each module changes must get its patch."""
+    STATS["patch_builds"] += 1
+    patches = comfy.lora.load_lora(host_tensors(sd, plan.renames()), to_load, log_missing=False)
+    lost = [name for name in to_load if any(k not in patches for k in patch_keys(plan.modules[name]))]
+    if lost:
+        raise TCDLoraError(f"'{lora_name}': the host built no weight patch for {len(lost)} module(s) (e.g. "
+                           f"{lost[0]!r}); its weight adapters do not know this module type. Nothing was "
+                           f"applied.")
+    return patches
 
 
 def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_clip: float | None):
@@ -101,17 +118,11 @@ def apply_tcd_lora(model, clip, lora_name: str, strength_model: float, strength_
         parts |= {"unet", "other"}
     if clip is not None and strength_clip:
         parts |= set(TE_PARTS)
-    to_load = {m.name: m.target for m in plan.modules.values() if m.part in parts}
+    to_load = plan.to_load(parts)
     unet_w = f"{plan.unet_label} weights"
     new_model, new_clip, applied = model, clip, {unet_w: 0, "text-encoder weights": 0}
     if to_load:
-        sd = _tensors(entry, path, lora_name)
-        patches = comfy.lora.load_lora(sd, to_load, log_missing=False)
-        lost = [name for name, target in to_load.items() if target not in patches]
-        if lost:
-            raise TCDLoraError(f"'{lora_name}': the host built no weight patch for {len(lost)} module(s) (e.g. "
-                               f"{lost[0]!r}); its weight adapters do not know this module type. Nothing was "
-                               f"applied.")
+        patches = _host_patches(plan, _tensors(entry, path, lora_name), to_load, lora_name)
         unet_p = {k: v for k, v in patches.items()
                   if (k if isinstance(k, str) else k[0]).startswith("diffusion_model.")}
         clip_p = {k: v for k, v in patches.items() if k not in unet_p}

@@ -138,6 +138,26 @@ FLOW_FORMATS = {
     "lycoris": ("diffusers", lambda n: "lycoris_" + n.replace(".", "_"), ".lora_down.weight", ".lora_up.weight", True),
     "unprefixed": ("diffusers", lambda n: n, ".lora_A.weight", ".lora_B.weight", False),
     "comfy_linear1_qkv": ("ldm_qkv", lambda n: "diffusion_model." + n, ".lora_down.weight", ".lora_up.weight", True),
+    # Qwen-Image (its weights carry the diffusers names): Lightning's bare names, diffusers under 'transformer.', PEFT
+    "bare_ldm": ("ldm", lambda n: n, ".lora_down.weight", ".lora_up.weight", True),
+    "transformer_ldm": ("ldm", lambda n: "transformer." + n, ".lora_A.weight", ".lora_B.weight", False),
+    "peft_ldm": ("ldm", lambda n: "base_model.model." + n, ".lora_A.weight", ".lora_B.weight", False),
+    # Wan: lightx2v ('diffusion_model.' + lora_A/B + alpha), Wan-Fun's 'lora_unet__' (renamed by the host's
+    # comfy.lora_convert.convert_lora), Kijai's ('diffusion_model.' + lora_down/up, plus add_diffs below)
+    "lightx2v": ("ldm", lambda n: "diffusion_model." + n, ".lora_A.weight", ".lora_B.weight", True),
+    "wan_fun": ("ldm", lambda n: "lora_unet__" + n.replace(".", "_"), ".lora_down.weight", ".lora_up.weight", True),
+    "kijai": ("ldm", lambda n: "diffusion_model." + n, ".lora_down.weight", ".lora_up.weight", False),
+}
+# the formats of SD3 / Flux LoRAs
+MMDIT_FORMATS = ("kohya", "comfy_ldm", "diffusers", "diffusers_lora_down", "peft", "onetrainer", "lycoris",
+                 "unprefixed", "comfy_linear1_qkv")
+# the spellings people ship, per family: (label, FLOW_FORMATS key)
+SPELLINGS = {
+    "Qwen-Image": (("Lightning (bare, lora_down/up + alpha)", "bare_ldm"),
+                   ("diffusers (transformer., lora_A/B)", "transformer_ldm"), ("kohya (lora_unet_)", "kohya"),
+                   ("PEFT (base_model.model.)", "peft_ldm")),
+    "Wan": (("lightx2v (diffusion_model., lora_A/B + alpha)", "lightx2v"), ("musubi (lora_unet_)", "kohya"),
+            ("Kijai (lora_down/up + diff_b + diff + diff_m)", "kijai"), ("Wan-Fun (lora_unet__)", "wan_fun")),
 }
 # other spellings the host's diffusers map also holds for the same weights (LyCORIS LoKr 'ff.linear_in', Flux 2's
 # fused 'attn.to_qkv_mlp_proj' / 'attn.to_out'): a file uses one spelling per weight, the standard diffusers one
@@ -178,9 +198,17 @@ def flow_targets(base_model, kind):
     return sorted(out)
 
 
-def make_flow_lora(fmt, base_model, rank=4, seed=0, dtype=torch.float32, scale=0.05, only=None):
-    """(state dict, expected) for an SD3/Flux LoRA in format ``fmt`` (FLOW_FORMATS): expected maps each module name
-    to (host weight key, rows or None, swapped, up, down, alpha or None). ``only``: a regex on the list name."""
+def seeded(shape, g, scale, dtype, meta):
+    """A seeded random tensor, or a shape-only stand-in on the meta device (full-size layouts cost no memory)."""
+    if meta:
+        return torch.empty(shape, dtype=dtype, device="meta")
+    return (torch.randn(shape, generator=g) * scale).to(dtype)
+
+
+def make_flow_lora(fmt, base_model, rank=4, seed=0, dtype=torch.float32, scale=0.05, only=None, meta=False):
+    """(state dict, expected) for a transformer LoRA in format ``fmt`` (FLOW_FORMATS): expected maps each module name
+    to (host weight key, rows or None, swapped, up, down, alpha or None). ``only``: a regex on the list name; ``meta``:
+    shape-only tensors (alphas stay real)."""
     kind, name_of, dsuf, usuf, with_alpha = FLOW_FORMATS[fmt]
     g = torch.Generator().manual_seed(seed)
     sd, expected = {}, {}
@@ -188,8 +216,8 @@ def make_flow_lora(fmt, base_model, rank=4, seed=0, dtype=torch.float32, scale=0
         if only is not None and not re.search(only, n):
             continue
         name = name_of(n)
-        down = (torch.randn((rank, *shape[1:]), generator=g) * scale).to(dtype)
-        up = (torch.randn((shape[0], rank, *([1] * (len(shape) - 2))), generator=g) * scale).to(dtype)
+        down = seeded((rank, *shape[1:]), g, scale, dtype, meta)
+        up = seeded((shape[0], rank, *([1] * (len(shape) - 2))), g, scale, dtype, meta)
         sd[name + dsuf], sd[name + usuf] = down, up
         alpha = None
         if with_alpha:
@@ -198,6 +226,30 @@ def make_flow_lora(fmt, base_model, rank=4, seed=0, dtype=torch.float32, scale=0
         expected[name] = (key, rows, swapped, up, down, alpha)
     return sd, expected
 
+
+def add_diffs(sd, base_model, seed=0, dtype=torch.float32, scale=0.05, meta=False):
+    """Kijai's extra tensors, added to a 'kijai' LoRA in place: a '.diff_b' for every module whose weight has a bias,
+    a '.diff' (and '.diff_b') for every 1-D weight (the norms), a '.diff_m' for every 'modulation' parameter (Wan's
+    per-block scale/shift table). Returns {host key: delta} for every weight or bias they change."""
+    g = torch.Generator().manual_seed(seed + 1000)
+    shapes = {k: tuple(v.shape) for k, v in base_model.state_dict().items() if k.startswith("diffusion_model.")}
+    names = {k[:-len(".lora_down.weight")] for k in sd if k.endswith(".lora_down.weight")}
+    deltas = {}
+
+    def add(key, file_key):
+        deltas[key] = sd[file_key] = seeded(shapes[key], g, scale, dtype, meta)
+
+    for k, shape in sorted(shapes.items()):
+        base = k[:-len(".weight")] if k.endswith(".weight") else None
+        if base and len(shape) == 1:  # a norm's weight
+            add(k, base + ".diff")
+            if base + ".bias" in shapes:
+                add(base + ".bias", base + ".diff_b")
+        elif base and base in names and base + ".bias" in shapes:
+            add(base + ".bias", base + ".diff_b")
+        elif k.endswith(".modulation"):
+            add(k, k[:-len(".modulation")] + ".diff_m")
+    return deltas
 
 def expected_flow_weights(w0, expected, strength):
     """{weight key: W + strength * sum of (alpha / rank) * up @ down over its modules}, each delta on its rows and, for

@@ -12,6 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 
+import tcd_figures
 import tcd_lora_files as F
 
 pytestmark = pytest.mark.host
@@ -153,7 +154,11 @@ def test_chained_loaders_apply_both(host, base):
 
 # -- bad files ---------------------------------------------------------------------------------------------------
 def refused(host, pack, base, name, *patterns, model_only=False):
+    """The loader's message for a refused file; the refusal must come from the header alone: no tensor read, no
+    patch built by the host, none added to a clone (the loader only patches clones, so the input model's own
+    ``patches`` could never show it)."""
     model, clip, _ = base
+    before = dict(pack.STATS)
     with pytest.raises(pack.TCDLoraError) as ei:
         if model_only:
             host.call("TCDLoraLoaderModelOnly", model=model, lora_name=name, strength_model=1.0)
@@ -163,7 +168,8 @@ def refused(host, pack, base, name, *patterns, model_only=False):
     assert name in msg
     for p in patterns:
         assert p in msg, msg
-    assert not model.patches and not clip.patcher.patches
+    after = {k: pack.STATS[k] - before[k] for k in ("tensor_reads", "patch_builds", "patch_adds")}
+    assert after == {"tensor_reads": 0, "patch_builds": 0, "patch_adds": 0}, after
     return msg
 
 
@@ -278,11 +284,6 @@ def test_graph_lora_changes_output_and_chains(host, base, pack):
     assert (rewritten - with_a).abs().max() > 1e-3
 
 
-def test_print_coverage():
-    if not COVERAGE:
-        pytest.skip("no format case ran")
-    print("\nTCD LoRA coverage per format (tiny SDXL-shaped model), as the loader's report says:")
-    for fmt, parts in COVERAGE.items():
-        print(f"  {fmt:28s} " + ", ".join(f"{p} {m}/{n}" for p, m, n in parts))
-    ran = {f + (".pt" if pt else "") for f, pt in FORMAT_CASES} & set(COVERAGE)
-    assert all(COVERAGE[f] and all(m == n and int(n) > 0 for _, m, n in COVERAGE[f]) for f in ran), COVERAGE
+@tcd_figures.reporter("TCD LoRA coverage per format (tiny SDXL-shaped model), as the loader's report says")
+def coverage():
+    return [f"{fmt:28s} " + ", ".join(f"{p} {m}/{n}" for p, m, n in parts) for fmt, parts in COVERAGE.items()]

@@ -3,7 +3,7 @@ Flux-dev transformers built on the ``meta`` device, rank-1 LoRA files in every k
 layout, diffusers ``unet.…lora.down`` and kohya ``lora_unet_``; transformers: every weight a LoRA can change, in each
 spelling the host maps), checked by the loader's planner: 100% of the modules map for the right base (each to the
 weight, q/k/v slice or swapped modulation the host's own map names), a clear refusal naming both families for the
-wrong one.
+wrong one, its family first. (Qwen-Image, Wan and the refusal matrix across all families: test_lora_families.py.)
 """
 import sys
 
@@ -11,40 +11,16 @@ import pytest
 import safetensors.torch
 import torch
 
+import tcd_figures
 import tcd_lora_files as F
+import tcd_meta_models as MM
 
 pytestmark = pytest.mark.host
-META = torch.device("meta")
-
-
-def full_unet_config(name):
-    """The full UNet configs of stock SDXL and SD1.5, as in the host's detection tables (comfy/model_detection.py,
-    v0.3.75); the fixture below checks that the host's own detection picks the stock class for each."""
-    sdxl = {'use_checkpoint': False, 'image_size': 32, 'out_channels': 4, 'use_spatial_transformer': True,
-            'legacy': False, 'num_classes': 'sequential', 'adm_in_channels': 2816, 'dtype': None, 'in_channels': 4,
-            'model_channels': 320, 'num_res_blocks': [2, 2, 2], 'transformer_depth': [0, 0, 2, 2, 10, 10],
-            'channel_mult': [1, 2, 4], 'transformer_depth_middle': 10, 'use_linear_in_transformer': True,
-            'context_dim': 2048, 'num_head_channels': 64, 'transformer_depth_output': [0, 0, 0, 2, 2, 2, 10, 10, 10],
-            'use_temporal_attention': False, 'use_temporal_resblock': False}
-    sd15 = {'use_checkpoint': False, 'image_size': 32, 'out_channels': 4, 'use_spatial_transformer': True,
-            'legacy': False, 'adm_in_channels': None, 'dtype': None, 'in_channels': 4, 'model_channels': 320,
-            'num_res_blocks': [2, 2, 2, 2], 'transformer_depth': [1, 1, 1, 1, 1, 1, 0, 0],
-            'channel_mult': [1, 2, 4, 4], 'transformer_depth_middle': 1, 'use_linear_in_transformer': False,
-            'context_dim': 768, 'num_heads': 8, 'transformer_depth_output': [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-            'use_temporal_attention': False, 'use_temporal_resblock': False}
-    return {"SDXL": sdxl, "SD1.5": sd15}[name]
 
 
 @pytest.fixture(scope="module")
 def meta_models(host):
-    import comfy.model_detection
-    import comfy.supported_models as sm
-    out = {}
-    for fam, cls in (("SDXL", sm.SDXL), ("SD1.5", sm.SD15)):
-        cfg = comfy.model_detection.model_config_from_unet_config(dict(full_unet_config(fam)))
-        assert type(cfg) is cls, f"the host detects {type(cfg).__name__} for the {fam} config"
-        out[fam] = cfg.get_model({}, device=META)
-    return out
+    return {fam: MM.build(fam) for fam in ("SDXL", "SD1.5")}
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +79,11 @@ def test_wrong_base_refused(meta_models, keys_mod, tcd_files, lora_fam, model_fa
     with pytest.raises(keys_mod.TCDLoraError) as ei:
         keys_mod.check_plan(plan, {"unet", "other"})
     msg = str(ei.value)
-    assert f"'TCD-{lora_fam}' does not fit this model" in msg
+    # the family decides and comes first (it used to follow the unmatched modules); what else is wrong follows
+    assert msg.startswith(f"'TCD-{lora_fam}' does not fit this model: the LoRA looks like {lora_fam} "
+                          f"(cross-attention width"), msg
+    assert f"; the model is {model_fam} (cross-attention width" in msg and ", another family. Also, " in msg, msg
     assert f"of {n_modules} UNet modules match" in msg or "wrong shape" in msg
-    assert f"The LoRA looks like {lora_fam} (cross-attention width" in msg
-    assert f"the model is {model_fam} (cross-attention width" in msg
     assert "Nothing was applied" in msg
     matched, total = plan.counts()["unet"]
     assert matched < total == n_modules
@@ -123,51 +100,18 @@ def test_module_counts_are_the_tcd_targets(meta_models):
 
 
 # -- rectified-flow transformers: SD3.5 large, SD3.5 medium, Flux-dev -------------------------------------------------
-FLOW_CLASS = {"Flux-dev": "Flux", "SD3.5 large": "SD3", "SD3.5 medium": "SD3"}
 FLOW_LABEL = {"Flux-dev": "Flux (hidden width 3072)", "SD3.5 large": "SD3.5 large (hidden width 2432)",
               "SD3.5 medium": "SD3.5 medium (hidden width 1536)"}
 FORMAT_LABEL = {"kohya": "kohya", "comfy_ldm": "LDM (diffusion_model.)", "diffusers": "diffusers",
                 "diffusers_lora_down": "diffusers", "peft": "PEFT", "onetrainer": "OneTrainer", "lycoris": "LyCORIS",
                 "unprefixed": "unprefixed", "comfy_linear1_qkv": "LDM (diffusion_model.)"}
-FLOW_CASES = [(fam, fmt) for fam in FLOW_CLASS for fmt in F.FLOW_FORMATS
+FLOW_CASES = [(fam, fmt) for fam in FLOW_LABEL for fmt in FORMAT_LABEL
               if F.FLOW_FORMATS[fmt][0] != "ldm_qkv" or fam == "Flux-dev"]
-
-
-def flow_stub(fam):
-    """The tensors of the stock checkpoint (as meta tensors with their real shapes) that the host's model detection
-    reads: Flux-dev (hidden 3072, 19 double + 38 single blocks, T5 4096 / CLIP-L 768 inputs, guidance), SD3.5 large
-    (38 joint blocks, 192x192 positions), SD3.5 medium (24 joint blocks, self-attention in blocks 0-12, 384x384)."""
-    def t(*shape):
-        return torch.empty(shape, device=META)
-    if fam == "Flux-dev":
-        sd = {"img_in.weight": t(3072, 64), "txt_in.weight": t(3072, 4096), "vector_in.in_layer.weight": t(3072, 768),
-              "guidance_in.in_layer.weight": t(3072, 256)}
-        sd.update({f"double_blocks.{i}.img_attn.norm.key_norm.scale": t(128) for i in range(19)})
-        sd.update({f"single_blocks.{i}.linear1.weight": t(21504, 3072) for i in range(38)})
-        return sd
-    depth, pos, attn2 = {"SD3.5 large": (38, 192, 0), "SD3.5 medium": (24, 384, 13)}[fam]
-    h = 64 * depth
-    sd = {"x_embedder.proj.weight": t(h, 16, 2, 2), "final_layer.linear.weight": t(64, h),
-          "y_embedder.mlp.0.weight": t(h, 2048), "context_embedder.weight": t(h, 4096), "pos_embed": t(1, pos * pos, h)}
-    for i in range(depth):
-        sd[f"joint_blocks.{i}.context_block.attn.qkv.weight"] = t(3 * h, h)
-        sd[f"joint_blocks.{i}.context_block.attn.ln_q.weight"] = t(64)
-    sd.update({f"joint_blocks.{i}.x_block.attn2.qkv.weight": t(3 * h, h) for i in range(attn2)})
-    return sd
 
 
 @pytest.fixture(scope="module")
 def flow_models(host):
-    import comfy.model_detection
-    import comfy.supported_models as sm
-    out = {}
-    for fam, cls in FLOW_CLASS.items():
-        stub = flow_stub(fam)
-        cfg = comfy.model_detection.model_config_from_unet_config(comfy.model_detection.detect_unet_config(stub, ""),
-                                                                   stub)
-        assert type(cfg) is getattr(sm, cls), f"the host detects {type(cfg).__name__} for {fam}"
-        out[fam] = cfg.get_model({}, device=META)
-    return out
+    return {fam: MM.build(fam) for fam in FLOW_LABEL}
 
 
 def n_flow_modules(fam, kind):
@@ -256,8 +200,10 @@ def test_flow_wrong_base_refused(meta_models, flow_models, keys_mod, tcd_files, 
         keys_mod.check_plan(plan, {"unet", "other"})
     msg = str(ei.value)
     part = "UNet" if lora[0] in meta_models else "transformer"  # what the LoRA's modules are
-    assert f"'{name}' does not fit this model: only " in msg and f" of {n} {part} modules match a weight" in msg, msg
-    assert f"The LoRA looks like {LABEL[lora[0]]}; the model is {LABEL[model_fam]}." in msg, msg
+    # the family first (it used to follow the unmatched modules), then the unmatched modules
+    assert msg.startswith(f"'{name}' does not fit this model: the LoRA looks like {LABEL[lora[0]]}; the model is "
+                          f"{LABEL[model_fam]}, another family. Also, only "), msg
+    assert f" of {n} {part} modules match a weight" in msg, msg
     assert "Nothing was applied" in msg
     matched, total = plan.counts()["unet"]
     assert matched < total == n
@@ -275,8 +221,10 @@ def test_flux_double_blocks_on_sd35_refused_for_shape(flow_models, keys_mod):
     with pytest.raises(keys_mod.TCDLoraError) as ei:
         keys_mod.check_plan(plan, {"unet", "other"})
     msg = str(ei.value)
+    # the family first (it used to follow the shapes), then the shapes
+    assert msg.startswith(f"'flux_double.safetensors' does not fit this model: the LoRA looks like "
+                          f"{LABEL['Flux-dev']}; the model is {LABEL['SD3.5 large']}, another family. Also, "), msg
     assert "266 module(s) have the wrong shape" in msg and "is 2432x2432" in msg, msg
-    assert f"The LoRA looks like {LABEL['Flux-dev']}; the model is {LABEL['SD3.5 large']}." in msg
 
 
 def test_flux_weight_twice_refused(flow_models, keys_mod):
@@ -299,8 +247,6 @@ def test_flux_weight_twice_refused(flow_models, keys_mod):
     keys_mod.check_plan(plan, {"unet", "other"})
 
 
-def test_print_flow_coverage():
-    if COVERAGE:
-        print("\nLoad TCD LoRA coverage on the full-size transformers (modules matched / total):")
-        for (fam, fmt), c in COVERAGE.items():
-            print(f"  {fam:13s} {fmt:20s} {c}")
+@tcd_figures.reporter("Load TCD LoRA coverage on the full-size SD3.5 and Flux transformers (matched / total)")
+def flow_coverage():
+    return [f"{fam:13s} {fmt:20s} {c}" for (fam, fmt), c in COVERAGE.items()]
