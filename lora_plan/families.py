@@ -122,8 +122,7 @@ _UNET_BLOCK = re.compile(r"(?:^|_)(down_blocks|up_blocks|mid_block|input_blocks|
 
 
 def parse_block(folded: str):
-    """(block group, index, rest of the name) of a transformer block module's folded name, None for anything else
-    (UNet blocks included: their 'down_blocks_N' is no transformer block)."""
+    """(block group, index, rest of the name) of a transformer block module's folded name; None for UNet blocks."""
     if _UNET_BLOCK.search(folded):
         return None
     m = _BLOCK.search(folded)
@@ -141,8 +140,7 @@ def _most_common(values):
 
 
 def block_width(row: Family, modules) -> int | None:
-    """The LoRA's width as this row measures it: the most common input width of the modules ``width_in`` names
-    (``modules``: [(folded name, block parse or None, input width or None)])."""
+    """The LoRA's width as the row reads it: the most common input width of the modules its ``width_in`` names."""
     pat = re.compile(row.width_in)
     if row.layout is None:
         return _most_common(w for n, _b, w in modules if pat.fullmatch(n))
@@ -190,11 +188,12 @@ class LoraFamily:
 
 
 def lora_family(modules, te_widths: dict) -> LoraFamily:
-    """The rows a LoRA can be for: the rows naming most of its transformer blocks as theirs (within their block
-    counts), or the UNet rows; of those, the ones its width, marks and text-encoder widths agree with; of rows whose
-    LoRAs look alike by name, those whose block counts the LoRA fills exactly win (a diffusers LoRA on transformer
-    blocks 0-18 is Flux's 19 double blocks, not the first 19 of Qwen-Image's 60).
-    ``modules``: [(folded name, block parse or None, input width or None)] of the diffusion-model modules."""
+    """The rows a LoRA can be for: best layout share, then width, marks, text encoders, then exact block counts."""
+    # ``modules``: [(folded name, block parse or None, input width or None)] of the diffusion-model modules. Rows
+    # naming most of its transformer blocks as theirs (within their block counts), or the UNet rows; of those, the
+    # ones its width, marks and text-encoder widths agree with; of rows whose LoRAs look alike by name, those whose
+    # block counts the LoRA fills exactly (a diffusers LoRA on transformer blocks 0-18 is Flux's 19 double blocks, not
+    # the first 19 of Qwen-Image's 60)
     blocks = [m for m in modules if m[1]]
     if blocks and 2 * len(blocks) >= len(modules):
         share = {f: layout_share(f, blocks) for f in FAMILIES}
@@ -262,9 +261,9 @@ def config_width(row: Family, config: dict) -> int | None:
 
 
 def model_family(classes, config: dict) -> ModelFamily:
-    """The model's row: the first of its config's classes (most specific first) that rows list, with the row whose
-    config entries match; labelled '<row>' for the stock class, '<row>-type <class>' for a subclass, '<class> of
-    another size' for a stock class no row's config matches."""
+    """The model's row: the first of its classes (most specific first) rows list, with matching config entries."""
+    # labelled '<row>' for the stock class, '<row>-type <class>' for a subclass, '<class> of another size' for a class
+    # whose config no row matches
     if not classes:
         return ModelFamily(None, None, None, "unknown (no model)")
     own = classes[0]

@@ -56,8 +56,7 @@ def split_key(key: str):
 
 
 def part_of(name: str, bare_names) -> str:
-    """The part a module is meant for from its name: a text encoder's prefix, a diffusion-model prefix or one of the
-    families' bare top-level names (``bare_names``), else 'other'."""
+    """A module's part by its name: a text-encoder prefix, a diffusion-model prefix or bare name, else 'other'."""
     for part, prefixes in TE_PREFIXES.items():
         if name.startswith(prefixes):
             return part
@@ -81,8 +80,7 @@ _PEFT = ("unet.base_model.model.", "base_model.model.")
 
 
 def aliases(name: str) -> list:
-    """Other spellings of a module name to look up in the host's key map: PEFT prefix dropped, 'transformer.' added to
-    bare diffusers names, attention projections in the old processor form."""
+    """A name's other spellings: PEFT prefix dropped, 'transformer.' on bare names, attention in processor form."""
     bases = [name]
     peft = next((p for p in _PEFT if name.startswith(p)), None)
     if peft:
@@ -108,12 +106,10 @@ def alias_format(name: str, alias: str) -> str:
 
 
 def target_key(target) -> str:
-    """The model weight a key-map target names: a key, (key, (dim, offset, size)) for a slice of a fused weight (Flux
-    and SD3 q/k/v), or (key, None, function) for a weight whose rows the host reorders (diffusers scale/shift)."""
+    """The model weight a key-map target names (a key, (key, slice) or (key, None, reorder function))."""
     return target if isinstance(target, str) else target[0]
 
 
 def bias_key(target):
-    """The bias a module's 'diff_b' goes to by the host's rule (load_lora: the target key less its last 7 characters,
-    '.weight', plus '.bias'); None for a slice or reordered target, which has no bias of its own."""
+    """Where the host puts a 'diff_b': the target key less '.weight' (7 characters) plus '.bias'; None for slices."""
     return target[:-len(".weight")] + ".bias" if isinstance(target, str) else None

@@ -13,8 +13,7 @@ from .errors import TCDLoraError
 
 @dataclass
 class Header:
-    """Tensor shapes and dtypes by key, the alpha values, the file's metadata (and, for non-safetensors files, the
-    tensors themselves: the weights-only loader reads them whole)."""
+    """Shapes and dtypes by key, alphas, metadata (and a non-safetensors file's tensors, read whole)."""
     path: str
     shapes: dict
     dtypes: dict

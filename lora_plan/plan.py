@@ -28,8 +28,7 @@ from .header import Header
 
 @dataclass
 class ModelData:
-    """What the host says about the model, as plain data: its key map (LoRA module name -> target), the shapes of its
-    weights, the parts checked ('unet', 'te1', ...), its config's class names (most specific first) and unet_config."""
+    """What the host says about the model, as data: key map, weight shapes, parts checked, config classes and dict."""
     key_map: dict
     shapes: dict
     checked: set
@@ -91,8 +90,7 @@ def group_modules(header: Header):
 
 
 def module_damage(m: Module, shapes: dict):
-    """What keeps the host from building this module's patch, whatever the model: more than one kind of weight delta
-    (the host keeps only one), a missing tensor, an up whose down is spelled otherwise, a rank mismatch."""
+    """What keeps the host from patching a module: two weight-delta kinds, a missing tensor, mixed spellings, rank."""
     weight = [k for k in WEIGHT_KINDS if k in m.kinds]
     if len(weight) > 1:
         return f"holds {' and '.join(weight)} deltas for one weight (the host applies only one of them)"
@@ -117,8 +115,7 @@ def numel(shape) -> int:
 
 
 def low_rank_delta(kind: str, s: dict):
-    """(out features, elements per output) of the weight a lora / loha / lokr module builds: up @ down (lora, with a
-    conv 'mid'), (w1a @ w1b) * (w2a @ w2b) (loha; Tucker: the cores' spatial dims), kron(w1, w2) (lokr)."""
+    """(outputs, elements per output) of up @ down (lora), (w1a @ w1b) * (w2a @ w2b) (loha), kron(w1, w2) (lokr)."""
     if kind == "lora":
         inner = numel(s["down"][1:]) if "mid" not in s else s["down"][1] * numel(s["mid"][2:])
         return s["up"][0], inner
@@ -137,9 +134,8 @@ def low_rank_delta(kind: str, s: dict):
 
 
 def weight_problem(m: Module, shapes: dict, want: tuple):
-    """Why the module's weight delta does not fit a weight (or q/k/v slice) of shape ``want``: a low-rank delta must
-    give want[0] outputs of numel(want[1:]) each (unless the file says how to reshape it); a 'diff' or 'set' tensor
-    must have the weight's shape exactly (the host skips it otherwise)."""
+    """Misfit of a weight delta: low rank needs want[0] x numel(want[1:]); diff / set need the exact shape."""
+    # a low-rank delta the file says how to reshape is not checked; the host skips a diff of another shape
     s = {role: shapes[key] for role, key in m.tensors.items()}
     kind = m.weight_kind
     if kind in ("diff", "set"):
@@ -154,8 +150,7 @@ def weight_problem(m: Module, shapes: dict, want: tuple):
 
 
 def bias_problem(m: Module, shapes: dict, model_shapes: dict):
-    """Why the module's 'diff_b' does not fit the bias the host puts it on (its target's '.bias'): no such bias, or
-    another shape."""
+    """Misfit of a 'diff_b': the bias the host puts it on is missing or has another shape."""
     key = bias_key(m.target)
     if key is None or key not in model_shapes:
         return f"its diff_b has no bias to change ({key or 'a slice of a fused weight'} is not in the model)"
@@ -178,8 +173,7 @@ def target_shape(target, model_shapes: dict) -> tuple:
 
 
 def fit_problem(m: Module, shapes: dict, model_shapes: dict):
-    """Every delta of a mapped module against what it changes: the weight delta against the target, the diff_b against
-    its bias; the first misfit, or None."""
+    """The first misfit of a mapped module: its weight delta against the target, its diff_b against the bias."""
     tkey = target_key(m.target)
     if m.weight_kind is not None:
         p = weight_problem(m, shapes, m.target_shape)
@@ -259,8 +253,7 @@ class LoraPlan:
 
 
 def map_modules(mods: dict, model: ModelData, shapes: dict) -> dict:
-    """Map each module through the host's key map (or an alias) to a weight the model has, shape-check it; returns
-    {lora part: the model's text encoder it maps to}."""
+    """Map and check each module against a weight the model has; {lora part: the text encoder it maps to}."""
     te_names = {}
     for m in mods.values():
         target, via = lookup(m.name, model.key_map)
@@ -317,8 +310,7 @@ def unet_label(diffusion: list, config: dict) -> str:
 
 
 def plan_lora(header: Header, model: ModelData | None, name: str | None = None) -> LoraPlan:
-    """Group, map and check every module of a LoRA against a model's key map and shapes (``model`` None: no model);
-    nothing is applied, the plan holds what fits and what does not."""
+    """Every module of a LoRA grouped, mapped and checked against the model's data (None: no model); nothing applied."""
     name = name or os.path.basename(header.path)
     model = model or ModelData({}, {}, set())
     mods, extra = group_modules(header)

@@ -11,8 +11,7 @@ _CHECKPOINT = ("model.diffusion_model.", "first_stage_model.", "conditioner.", "
 
 
 def what_is_it(keys) -> str:
-    """What a file without LoRA tensors is, from its key prefixes: checkpoint, bare diffusion model (any family's bare
-    weight names), VAE, text encoder, embedding."""
+    """What a file without LoRA tensors is by its key prefixes: checkpoint, bare model, VAE, text encoder, embedding."""
     keys = list(keys)
     if any(k.startswith(_CHECKPOINT) for k in keys):
         return "a full checkpoint (put it in models/checkpoints and load it with Load Checkpoint)"
@@ -67,8 +66,7 @@ def shape_reason(bad: list):
 
 
 def refusal(plan: LoraPlan, reasons: list, by_family: bool) -> TCDLoraError:
-    """'<file>' does not fit this model: <decisive reason>. Also, <the others>. <both families, unless they were the
-    reason>. Use the LoRA made for this model's base. Nothing was applied."""
+    """'<file>' does not fit this model: <decisive reason>. Also, <the others>. <both families>. Nothing applied."""
     lead, rest = reasons[0], reasons[1:]
     also = f" Also, {'; '.join(rest)}." if rest else ""
     if by_family and not rest:
@@ -79,9 +77,9 @@ def refusal(plan: LoraPlan, reasons: list, by_family: bool) -> TCDLoraError:
 
 
 def check_plan(plan: LoraPlan, parts_needed: set) -> None:
-    """Raise TCDLoraError unless every module of every part in ``parts_needed`` maps to a weight of the model and every
-    delta it holds fits; an empty or damaged file first, then the family, the width, the unmatched modules, the
-    shapes; a weight changed twice last."""
+    """All or nothing: TCDLoraError unless every module of the parts needed maps to a weight and every delta fits."""
+    # in this order: an empty or damaged file; the family, else the width; the unmatched modules; the shapes; a weight
+    # changed twice
     n = plan.name
     if not plan.modules:
         example = next(iter(plan.header.shapes), None)

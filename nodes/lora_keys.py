@@ -37,8 +37,7 @@ __all__ = ["TE_PARTS", "Header", "TCDLoraError", "check_plan", "make_report", "l
 
 
 def read_header(path: str, display: str | None = None) -> Header:
-    """Shapes of every tensor in a LoRA file: a safetensors header (lora_plan), or the host's weights-only loader
-    (``comfy.utils.load_torch_file(..., safe_load=True)``) for any other format, never pickle."""
+    """A LoRA file's header: safetensors read by lora_plan, any other format by the host's weights-only loader."""
     display = display or os.path.basename(path)
     if is_safetensors(path):
         return read_safetensors_header(path, display)
@@ -55,8 +54,7 @@ def read_header(path: str, display: str | None = None) -> Header:
 
 
 def host_spelling(header: Header) -> Header:
-    """The header with its keys as the host's convert_lora renames them (it runs on shape-only stand-ins; the alphas
-    travel as real scalars), or the header itself when the host renames nothing."""
+    """The header with its keys as the host's convert_lora renames them (run on shape-only stand-ins and the alphas)."""
     stand_in = {k: (torch.tensor(header.alphas[k]) if k in header.alphas else torch.empty(s, device="meta"))
                 for k, s in header.shapes.items()}
     keys = set(stand_in)
@@ -69,15 +67,13 @@ def host_spelling(header: Header) -> Header:
 
 
 def host_tensors(sd: dict, renames: dict) -> dict:
-    """The LoRA's tensors as the host's load_lora should read them: convert_lora's renaming (as the stock loader does),
-    then the planner's (``.diff_m`` as ``.modulation.diff``)."""
+    """The tensors as load_lora reads them: renamed by convert_lora (as the stock loader does), then by the plan."""
     sd = comfy.lora_convert.convert_lora(dict(sd))
     return {renames.get(k, k): v for k, v in sd.items()} if renames else sd
 
 
 def model_data(unet_model=None, clip_model=None) -> ModelData:
-    """The host's key maps and weight shapes for a BaseModel (``ModelPatcher.model``) and/or a CLIP
-    ``cond_stage_model``, and the model config's class names (most specific first) and unet_config."""
+    """The host's key maps, weight shapes, config classes and unet_config of a BaseModel and/or a CLIP model."""
     key_map, shapes, checked = {}, {}, set()
     if unet_model is not None:
         comfy.lora.model_lora_keys_unet(unet_model, key_map)
