@@ -28,6 +28,9 @@ FAMILIES = {
                "text": "WAN_TEXT_DIM", "latent": VIDEO, "ndim": 5},
     "wan2.2-5b": {"config": "WAN22_T2V", "stock": "WAN22_T2V", "sampling": FLOW, "shift": 8.0, "channels": 48,
                   "text": "WAN_TEXT_DIM", "latent": VIDEO, "ndim": 5},
+    # as the host's own Qwen-Image template runs it: its sampling replaced by ModelSamplingAuraFlow, shift 3.1
+    "qwen_image+ModelSamplingAuraFlow": {"config": "TinyQwenImage", "stock": "QwenImage", "sampling": FLOW,
+                                         "shift": 3.1, "channels": 16, "text": 48, "latent": SD3_LATENT, "ndim": 5},
     "lumina2": {"config": "TinyLumina2", "stock": "Lumina2", "sampling": FLOW, "shift": 6.0, "channels": 16,
                 "text": 48, "latent": SD3_LATENT, "ndim": 4},
     "z_image": {"config": "TinyZImage", "stock": "ZImage", "sampling": FLOW, "shift": 3.0, "channels": 16,
@@ -52,31 +55,37 @@ class Family:
         self.host, self.name, self.spec = host, name, FAMILIES[name]
         text = self.spec["text"]
         self.text_dim = getattr(tcd_test_models, text) if isinstance(text, str) else text
-        self.unet = host.flow_model(name)
+        self.unet = host.flow_model(name.split("+")[0])
+        self.model = ("flow", 0) if "+" in name else ("ckpt", 0)  # 'family+Node': the model through that node
         self._runs, self._refs = {}, {}
 
     def graph(self, batch=1):
         """The small model, its test conditioning and the empty latent of the host's node for this family."""
         if self.spec["latent"] == VIDEO:
-            return prompts.video_flow_graph(self.unet, self.text_dim, batch=batch)
-        g = prompts.flow_graph(self.unet, batch=batch)
-        g["latent"]["class_type"] = self.spec["latent"]  # EmptyLatentImage and EmptySD3LatentImage: same inputs
+            g = prompts.video_flow_graph(self.unet, self.text_dim, batch=batch)
+        else:
+            g = prompts.flow_graph(self.unet, batch=batch)
+            g["latent"]["class_type"] = self.spec["latent"]  # EmptyLatentImage and EmptySD3LatentImage: same inputs
+        if "+" in self.name:
+            g["flow"] = {"class_type": self.name.split("+")[1], "inputs": {"model": ["ckpt", 0],
+                                                                         "shift": self.spec["shift"]}}
         return g
 
     def run(self, path, gamma, batch=1):
         """The latent one entry point gives at this gamma (a tuple of gammas for the sweep), run once."""
-        key = (path, gamma, batch)
+        key, m = (path, gamma, batch), self.model
         if key not in self._runs:
             if path == "TCDKSampler":
-                nodes, out = {"ks": prompts.tcd_ksampler(gamma, STEPS, CFG)}, ["ks", 0]
+                nodes, out = {"ks": prompts.tcd_ksampler(gamma, STEPS, CFG, model=m)}, ["ks", 0]
             elif path == "SamplerCustom":
-                nodes, out = prompts.custom_nodes(gamma, STEPS, CFG), ["sample", 0]
+                nodes, out = prompts.custom_nodes(gamma, STEPS, CFG, model=m), ["sample", 0]
             elif path == "SamplerCustomAdvanced":
-                nodes, out = prompts.custom_advanced_nodes(gamma, STEPS, CFG), ["sample", 0]
+                nodes, out = prompts.custom_advanced_nodes(gamma, STEPS, CFG, model=m), ["sample", 0]
             elif path == "KSampler tcd/tcd":
-                nodes, out = {"ks": prompts.stock_ksampler(STEPS, CFG)}, ["ks", 0]
+                nodes, out = {"ks": prompts.stock_ksampler(STEPS, CFG, model=m)}, ["ks", 0]
             else:
-                nodes, out = {"sw": prompts.gamma_sweep(", ".join(f"{x:g}" for x in gamma), STEPS, CFG)}, ["sw", 0]
+                gammas = ", ".join(f"{x:g}" for x in gamma)
+                nodes, out = {"sw": prompts.gamma_sweep(gammas, STEPS, CFG, model=m)}, ["sw", 0]
             self._runs[key] = self.host.run_latent({**self.graph(batch), **nodes}, out)
         return self._runs[key]
 
@@ -84,13 +93,13 @@ class Family:
         """flow_host_reference on this model at this gamma (the float64 equations or diffusers), run once."""
         key = (gamma, equations, tuple(shape))
         if key not in self._refs:
-            g = {**self.graph(), "sigmas": prompts.custom_nodes(gamma, STEPS, CFG)["sigmas"]}
-            self._refs[key] = flow_host_reference(self.host, g, ("ckpt", 0), gamma, STEPS, CFG, SEED, equations,
+            g = {**self.graph(), "sigmas": prompts.custom_nodes(gamma, STEPS, CFG, model=self.model)["sigmas"]}
+            self._refs[key] = flow_host_reference(self.host, g, self.model, gamma, STEPS, CFG, SEED, equations,
                                                   shape)
         return self._refs[key]
 
     def model_and_conds(self):
-        return self.host.run_nodes(self.graph(), [("ckpt", 0), ("pos", 0), ("neg", 0), ("latent", 0)])
+        return self.host.run_nodes(self.graph(), [self.model, ("pos", 0), ("neg", 0), ("latent", 0)])
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +133,9 @@ def test_the_host_detects_the_small_model(family):
     assert ms.shift == pytest.approx(spec["shift"])
     assert config.latent_format.latent_channels == spec["channels"]
     stock = "" if spec["config"] == spec["stock"] else f" (test-only, derives from {spec['stock']})"
-    DETECTED[family.name] = (f"{type(config).__name__}{stock}, {spec['sampling']} shift {ms.shift:g}, latent "
-                             f"{type(config.latent_format).__name__} ({spec['channels']} channels)")
+    patched = f" (through {family.name.split('+')[1]})" if "+" in family.name else ""
+    DETECTED[family.name] = (f"{type(config).__name__}{stock}, {spec['sampling']}{patched} shift {ms.shift:g}, "
+                             f"latent {type(config.latent_format).__name__} ({spec['channels']} channels)")
 
 
 REFERENCES = {"float64 equations": True, "diffusers": False}  # name -> flow_host_reference's ``equations``
@@ -175,6 +185,14 @@ def test_a_sweep_over_a_batch_of_videos_equals_batch_runs(families):
         assert torch.equal(swept[2 * i:2 * i + 2], single), f"gamma {gamma}"
 
 
+def host_reads_empty_latent_hints() -> bool:
+    """Whether this host's samplers fit an empty latent by the downscale ratio its node recorded (v0.33.0)."""
+    import inspect
+
+    import comfy.sample
+    return "downscale_ratio_spacial" in inspect.signature(comfy.sample.fix_empty_latent_channels).parameters
+
+
 def tcd_call(host, model, pos, neg, latent, gamma=0.3):
     """TCD Sampler's node function called directly: its output LATENT."""
     return host.call("TCDKSampler", model=model, seed=SEED, steps=STEPS, cfg=CFG, gamma=gamma, scheduler="tcd",
@@ -200,6 +218,24 @@ def test_a_per_frame_noise_mask_keeps_its_frames_as_the_hosts_sampler_does(famil
     assert (ours[:, :, 1:] - samples[:, :, 1:]).abs().max() > 0.1  # the others sampled
 
 
+def test_the_wan22_templates_latent_node(families, host):
+    """Wan22ImageToVideoLatent (the host's Wan 2.2 TI2V 5B template's node: 48 channels, 16x smaller, no start image,
+    so no VAE needed) through TCD Sampler and the stock KSampler 'tcd'; where the host reads an empty latent's hints
+    (v0.33.0), the same video as from EmptyHunyuanLatentVideo, which the host fits to the same size."""
+    fam = families("wan2.2-5b")
+    model, pos, neg, _ = fam.model_and_conds()
+    (latent,) = host.call("Wan22ImageToVideoLatent", vae=None, width=64, height=64, length=5, batch_size=1)
+    ours = tcd_call(host, model, pos, neg, latent)["samples"]
+    stock = host.call("KSampler", model=model, seed=SEED, steps=STEPS, cfg=CFG, sampler_name="tcd", scheduler="tcd",
+                      positive=pos, negative=neg, latent_image=latent, denoise=1.0)[0]["samples"]
+    assert ours.shape == (1, 48, 2, 4, 4) and torch.equal(ours, stock)
+    from_video_node = fam.run("TCDKSampler", 0.3)
+    if host_reads_empty_latent_hints():
+        assert torch.equal(ours, from_video_node)
+    else:  # v0.3.75 fits EmptyHunyuanLatentVideo's zeros by channels only: an 8x latent
+        assert from_video_node.shape == (1, 48, 2, 8, 8)
+
+
 def test_live_previews(family, host, monkeypatch):
     import comfy.cli_args
     import comfy.utils
@@ -219,9 +255,6 @@ def test_first_step_cache_on_a_video_latent(families, host, monkeypatch):
     """A gamma-only re-run reuses the first model call and gives the uncached latent; the same zeros without the
     empty-latent node's hints (v0.33.0: the downscale ratio, by which the host halves a Wan 2.2 latent) are another
     latent to the host, and so to the cache."""
-    import inspect
-
-    import comfy.sample
     fam = families("wan2.2-5b")
     model, pos, neg, latent = fam.model_and_conds()
     calls = []
@@ -246,8 +279,7 @@ def test_first_step_cache_on_a_video_latent(families, host, monkeypatch):
     _, want = run(0.7, bare, cache=False)
     n, got = run(0.7, bare)
     assert torch.equal(got, want)
-    reads_hints = "downscale_ratio_spacial" in inspect.signature(comfy.sample.fix_empty_latent_channels).parameters
-    if reads_hints and "downscale_ratio_spacial" in latent:
+    if host_reads_empty_latent_hints():
         assert got.shape != cached.shape and n == STEPS  # another latent: no hit
     else:
         assert got.shape == cached.shape and n == STEPS - 1  # the same latent: a hit
