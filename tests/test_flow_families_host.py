@@ -42,7 +42,7 @@ STEPS, CFG = 4, 1.0  # cfg above 1 on flow models: tests/test_flow_host.py
 GAMMAS = (0.0, 1.0, 0.3)
 SWEEP = (0.0, 0.3, 1.0)
 BOUND = 9e-7  # relative max error against either reference: 3x the worst measured (2.95e-7, Z-Image, both hosts)
-ERRORS = {}  # (family, path, reference, gamma, steps, cfg) -> relative max error
+ERRORS = {}  # (family, path, reference, gamma) -> relative max error
 DETECTED = {}  # family -> what the host made of the small model
 SHAPES = {}  # family -> the shape of the latent the host samples
 
