@@ -9,9 +9,9 @@ calls. The key holds everything that determines that evaluation:
   LoRAs and their strengths), object patches, weight-wrapper patches, wrappers and ``model_options`` (model-function
   wrappers, cfg functions, transformer patches), its load device and dtype;
 - the conditioning (tensors by content, other values by value or identity), the latent (content, shape, batch
-  indices, noise mask), the noise seed, cfg, and the first sigma (which is where scheduler, steps and denoise enter).
-  When the model carries any patch function, the whole sigma schedule is keyed instead of its first value, because
-  a patch may read it (``transformer_options["sample_sigmas"]``).
+  indices, noise mask, an empty-latent node's size hints), the noise seed, cfg, and the first sigma (which is where
+  scheduler, steps and denoise enter). When the model carries any patch function, the whole sigma schedule is keyed
+  instead of its first value, because a patch may read it (``transformer_options["sample_sigmas"]``).
 
 Objects that are keyed by identity (patch functions, control objects, ...) are remembered by weak reference and
 must still be alive on a hit, so a recycled ``id()`` can never produce a false hit. Anything that cannot be keyed
@@ -31,6 +31,8 @@ from collections import OrderedDict
 from typing import Any, Optional
 
 import torch
+
+from .host import EMPTY_LATENT_HINTS
 
 ENABLED = True
 ENV_VAR = "TCD_FIRST_STEP_CACHE"
@@ -140,7 +142,8 @@ def make_key(model, seed, cfg, sigmas, positive, negative, latent) -> Optional[t
         model_part = _model_part(model, fp)
         samples = latent["samples"]
         latent_part = ("latent", _tensor_digest(samples), fp(latent.get("batch_index")),
-                       None if latent.get("noise_mask") is None else _tensor_digest(latent["noise_mask"]))
+                       None if latent.get("noise_mask") is None else _tensor_digest(latent["noise_mask"]),
+                       fp({k: latent.get(k) for k in EMPTY_LATENT_HINTS}))
         cond_part = ("cond", fp(positive), fp(negative))
         sig = sigmas.detach().float().cpu()
         sigma_part = ("sigmas", _tensor_digest(sig) if fp.has_functions else float(sig[0]))

@@ -1,10 +1,12 @@
 """Thin adapters between the pure TCD math in ``samplers/`` and the ComfyUI host (sampler and scheduler plumbing)."""
 from __future__ import annotations
 
+import inspect
 import math
 
 import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_sampling
+import comfy.sample
 import comfy.samplers
 import torch
 
@@ -13,6 +15,10 @@ from ..samplers import TCDInputError, check_gamma, check_grid, flow_tcd_sigmas, 
 SAMPLER_NAME = "tcd"
 SCHEDULER_NAME = "tcd"
 DEFAULT_GAMMA = 0.3
+# What newer hosts' empty-latent nodes add to a LATENT (v0.33.0: the VAE downscale ratios its zeros were sized for):
+# the host's samplers resize an empty latent by them for the model (a Wan 2.2 latent is 16x smaller, not 8x) and
+# leave them out of their output.
+EMPTY_LATENT_HINTS = ("downscale_ratio_spacial", "downscale_ratio_temporal")
 GAMMA_TOOLTIP = (
     "gamma (diffusers calls it eta): how much fresh noise each TCD step re-injects. 0 = deterministic (sharpest "
     "detail), 1 = LCM-style multistep (softest). Default 0.3; higher step counts want higher gamma "
@@ -53,6 +59,21 @@ def model_sampling(model):
     ms = model.get_model_object("model_sampling")
     sampling_kind(ms)
     return ms
+
+
+def host_latent(model, latent: dict) -> torch.Tensor:
+    """The samples as the host's samplers sample them: an empty latent given the model's channels and dimensions, and
+    resized by its empty-latent hints where this host's fix_empty_latent_channels reads them."""
+    params = inspect.signature(comfy.sample.fix_empty_latent_channels).parameters
+    hints = {k: latent.get(k) for k in EMPTY_LATENT_HINTS if k in params}
+    return comfy.sample.fix_empty_latent_channels(model, latent["samples"], **hints)
+
+
+def output_latent(latent: dict, samples: torch.Tensor) -> dict:
+    """An output LATENT: the input's entries with new samples, less the empty-latent hints (as the host's)."""
+    out = {k: v for k, v in latent.items() if k not in EMPTY_LATENT_HINTS}
+    out["samples"] = samples
+    return out
 
 
 def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,

@@ -14,7 +14,9 @@ from .host import (
     SCHEDULER_NAME,
     check_float_range,
     check_gamma,
+    host_latent,
     model_sampling,
+    output_latent,
     schedule_sigmas,
     tcd_ksampler,
     tcd_schedule,
@@ -104,7 +106,7 @@ class TCDKSampler:
 
 def run_sampler(model, seed, cfg, sampler, sigmas, positive, negative, latent):
     """Sample like the host's KSampler (noise, batch indices, noise mask, previews, progress) with our SAMPLER."""
-    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    latent_image = host_latent(model, latent)
     if getattr(latent_image, "is_nested", False):
         raise TCDInputError("TCD samples one latent tensor; this latent is nested (several latents in one), "
                             "which TCD does not support")
@@ -114,9 +116,7 @@ def run_sampler(model, seed, cfg, sampler, sigmas, positive, negative, latent):
     samples = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent_image,
                                          noise_mask=latent.get("noise_mask"), callback=callback,
                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    out = latent.copy()
-    out["samples"] = samples
-    return out
+    return output_latent(latent, samples)
 
 
 class TCDSampler:

@@ -8,7 +8,7 @@ import torch
 
 from ..samplers import GAMMA_RANGE, TCDInputError, check_gamma
 from . import cache as first_step_cache
-from .host import schedule_sigmas, tcd_ksampler
+from .host import output_latent, schedule_sigmas, tcd_ksampler
 from .sampling import CATEGORY, TCDKSampler, run_sampler
 
 MAX_GAMMAS = 64
@@ -64,8 +64,7 @@ def gamma_label(gamma: float, index: int | None = None) -> str:
 
 def repeat_latent(latent: dict, samples: torch.Tensor, n: int) -> dict:
     """The output LATENT of a sweep: new samples (n copies of the batch, gamma-major), mask and indices repeated."""
-    out = latent.copy()
-    out["samples"] = samples
+    out = output_latent(latent, samples)
     batch = latent["samples"].shape[0]
     mask = latent.get("noise_mask")
     if mask is not None and mask.ndim >= 3 and mask.shape[0] == batch > 1:  # a batch-1 mask applies to any batch

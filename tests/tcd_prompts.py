@@ -33,6 +33,18 @@ def flow_graph(unet_name, width=64, height=64, batch=1):
     }
 
 
+def video_flow_graph(unet_name, context_dim, width=64, height=64, length=5, batch=1):
+    """``flow_graph`` for a video model: test conditioning ``context_dim`` wide and the host's empty video latent
+    (EmptyHunyuanLatentVideo: 16 channels, 5-D, (length - 1) / 4 + 1 frames; the host's samplers widen it to the
+    model's channels)."""
+    g = flow_graph(unet_name, width, height, batch)
+    for key in ("pos", "neg"):
+        g[key]["inputs"]["context_dim"] = context_dim
+    g["latent"] = {"class_type": "EmptyHunyuanLatentVideo",
+                   "inputs": {"width": width, "height": height, "length": length, "batch_size": batch}}
+    return g
+
+
 def _sampling_inputs(steps, cfg, denoise, latent, seed, model, scheduler):
     return {"model": list(model), "seed": seed, "steps": steps, "cfg": cfg, "scheduler": scheduler,
             "positive": list(POS), "negative": list(NEG), "latent_image": list(latent), "denoise": denoise}

@@ -181,3 +181,31 @@ def flow_equations_reference(sigmas: torch.Tensor, velocity, shape, gammas, seed
             a = (1 - sn) / (1 - sp)
             x = a * x + torch.sqrt(sn ** 2 - (a * sp) ** 2) * torch.randn(tuple(shape), generator=gen).double()
     return x
+
+
+
+def flow_host_reference(host, graph, model_src, gamma, steps, cfg, seed, equations=None, shape=None):
+    """The flow reference loop inside the host, driving the host's model (same conditioning, same sigmas: the graph's
+    'pos', 'neg', 'latent' and 'sigmas' nodes), initial and step noise from one generator seeded with ``seed``:
+    diffusers' FlowMatchEulerDiscreteScheduler, or the float64 flow equations when ``equations`` (default: diffusers
+    at gamma 0 and 1, the equations in between). ``shape``: the latent's shape as the host samples it (default: the
+    graph's latent with its channels and dimensions fixed for the model, as the host's samplers fix an empty one)."""
+    import comfy.sample
+    import comfy.samplers
+
+    model, pos, neg, latent, sigmas = host.run_nodes(graph, [model_src, ("pos", 0), ("neg", 0), ("latent", 0),
+                                                             ("sigmas", 0)])
+    latent = comfy.sample.fix_empty_latent_channels(model, latent["samples"]) if shape is None else torch.zeros(shape)
+    equations = gamma not in (0.0, 1.0) if equations is None else equations
+
+    @torch.no_grad()
+    def loop(model_k, x, _sigmas, extra_args=None, callback=None, disable=None):
+        def velocity(xx, sigma):
+            s = torch.as_tensor(sigma, dtype=torch.float32)
+            return (xx - model_k(xx.float(), s.view(1).repeat(xx.shape[0]), **extra_args)) / s
+        if equations:
+            return flow_equations_reference(sigmas, velocity, x.shape, [gamma] * steps, seed).float()
+        return flow_reference_loop(sigmas, velocity, x.shape, gamma, seed)
+
+    return comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, comfy.samplers.KSAMPLER(loop),
+                                      torch.tensor([float(sigmas[0]), 0.0]), pos, neg, latent, seed=seed)

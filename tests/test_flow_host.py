@@ -15,7 +15,7 @@ from tcd_prompts import (
     stock_ksampler,
     tcd_ksampler,
 )
-from tcd_reference import flow_equations_reference, flow_reference_loop, rel_max_err
+from tcd_reference import flow_host_reference, rel_max_err
 
 pytestmark = pytest.mark.host
 RESULTS = {}
@@ -27,28 +27,6 @@ def graph(host, family):
         g["flow"] = {"class_type": "ModelSamplingSD3", "inputs": {"model": ["ckpt", 0], "shift": 3.0}}
         return g, ("flow", 0)
     return flow_graph(host.flow_model(family)), ("ckpt", 0)
-
-
-def reference(host, g, model_src, gamma, steps, cfg):
-    """The reference loop inside the host (same model, same conditioning), its noise from one generator."""
-    import comfy.sample
-    import comfy.samplers
-
-    out = host.run_nodes(g, [model_src, ("pos", 0), ("neg", 0), ("latent", 0), ("sigmas", 0)])
-    model, pos, neg, latent, sigmas = out
-    latent = latent["samples"]
-
-    @torch.no_grad()
-    def loop(model_k, x, _sigmas, extra_args=None, callback=None, disable=None):
-        def velocity(xx, sigma):
-            s = torch.as_tensor(sigma, dtype=torch.float32)
-            return (xx - model_k(xx.float(), s.view(1).repeat(xx.shape[0]), **extra_args)) / s
-        if gamma in (0.0, 1.0):
-            return flow_reference_loop(sigmas, velocity, x.shape, gamma, SEED)
-        return flow_equations_reference(sigmas, velocity, x.shape, [gamma] * steps, SEED).float()
-
-    return comfy.sample.sample_custom(model, torch.zeros_like(latent), cfg, comfy.samplers.KSAMPLER(loop),
-                                      torch.tensor([float(sigmas[0]), 0.0]), pos, neg, latent, seed=SEED)
 
 
 FAMILIES = ["sd3", "flux", "sdxl+ModelSamplingSD3"]
@@ -73,7 +51,7 @@ def test_entry_points_agree_and_match_the_reference(host, family, gamma, steps, 
     for path, lat in ours.items():
         assert torch.equal(lat, first), f"{family}: {path} differs from TCDKSampler"
     ref_graph = {**g, "sigmas": custom_nodes(gamma, steps, cfg, model=model)["sigmas"]}
-    ref = reference(host, ref_graph, model, gamma, steps, cfg)
+    ref = flow_host_reference(host, ref_graph, model, gamma, steps, cfg, SEED)
     err = rel_max_err(first, ref)
     RESULTS[(family, gamma, steps, cfg)] = err
     assert err <= 1e-3, f"{family} gamma {gamma}: relative max error {err:.3g} against the reference"

@@ -219,6 +219,89 @@ if TinyFlux not in comfy.supported_models.models:
     comfy.supported_models.models.insert(0, TinyFlux)
 
 
+# -- Small Qwen-Image- and Wan-shaped models (video latents), with the real key names ------------------------------
+# Qwen-Image: the host's detection reads only the input width and the block count (heads, head width and text width
+# are fixed at the full model's 24 x 128 and 3584), so the narrow model gets a test-only class, found only by its
+# 48-wide text norm. Wan: the host's detection reads every width it needs (heads = dim / 128), so a 128-wide, 1-block
+# Wan 2.1 T2V and Wan 2.2 TI2V 5B (48 latent channels) are found as the host's own WAN21_T2V and WAN22_T2V classes.
+TINY_QWEN = {"image_model": "qwen_image", "in_channels": 64, "num_layers": 1}  # what the host's detection gives
+TINY_QWEN_WIDTHS = {"num_attention_heads": 2, "attention_head_dim": 32, "joint_attention_dim": 48,
+                    "axes_dims_rope": (8, 12, 12)}
+TINY_WAN21 = {  # the host's detected form of a Wan 2.1 T2V model, narrow: 1 block, 1 head of 128
+    "image_model": "wan2.1", "model_type": "t2v", "dim": 128, "out_dim": 16, "num_heads": 1, "ffn_dim": 256,
+    "num_layers": 1, "patch_size": (1, 2, 2), "freq_dim": 256, "window_size": (-1, -1), "qk_norm": True,
+    "cross_attn_norm": True, "eps": 1e-6, "in_dim": 16,
+}
+TINY_WAN22_5B = {**TINY_WAN21, "in_dim": 48, "out_dim": 48}  # Wan 2.2 TI2V 5B: the 48-channel Wan 2.2 latent
+WAN_TEXT_DIM = 4096  # Wan's text width (umT5-XXL): the host's detection does not read it
+
+
+class TinyQwenImage(comfy.supported_models.QwenImage):
+    """Qwen-Image (ModelSamplingFlux, shift 1.15; Wan 2.1 latent) with 2 heads of 32 and a 48-wide text input;
+    found only by its text norm's width (the stock model's is 3584)."""
+    unet_config = {"image_model": "qwen_image"}
+
+    @classmethod
+    def matches(cls, unet_config, state_dict=None, unet_key_prefix=""):
+        norm = (state_dict or {}).get(f"{unet_key_prefix}txt_norm.weight")
+        return (norm is not None and norm.shape[0] == TINY_QWEN_WIDTHS["joint_attention_dim"]
+                and super().matches(unet_config, state_dict))
+
+    def __init__(self, unet_config):
+        super().__init__(unet_config)
+        self.unet_config.update(TINY_QWEN_WIDTHS, axes_dims_rope=list(TINY_QWEN_WIDTHS["axes_dims_rope"]))
+
+
+if TinyQwenImage not in comfy.supported_models.models:
+    comfy.supported_models.models.insert(0, TinyQwenImage)
+
+
+# -- Small Lumina 2-, Z-Image- and AuraFlow-shaped models (image latents) --------------------------------------------
+# The host's detection reads their widths (Lumina 2 / Z-Image: dim and text width; AuraFlow: text width and position
+# table) but fixes their heads, rope axes and (AuraFlow) hidden width at the full models' values, so each narrow
+# model gets a test-only class, found only by a width no full model has.
+TINY_LUMINA2 = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "cap_feat_dim": 48,
+                "n_layers": 1, "qk_norm": True}  # what the host's detection gives
+TINY_ZIMAGE = {**TINY_LUMINA2, "dim": 256}  # Z-Image's modulation takes a 256-wide time embedding
+TINY_AURAFLOW = {"max_seq": 256, "cond_seq_dim": 48, "n_double_layers": 1, "n_layers": 2}
+
+
+class TinyLumina2(comfy.supported_models.Lumina2):
+    """Lumina 2 (ModelSamplingDiscreteFlow, shift 6; Flux latent) 64 wide, 2 heads; found by its width."""
+    unet_config = {"image_model": "lumina2", "dim": TINY_LUMINA2["dim"]}
+
+    def __init__(self, unet_config):
+        super().__init__(unet_config)
+        self.unet_config.update(n_heads=2, n_kv_heads=1, axes_dims=[8, 12, 12], axes_lens=[300, 512, 512],
+                                rope_theta=10000.0, ffn_dim_multiplier=4.0)
+
+
+class TinyZImage(comfy.supported_models.ZImage):
+    """Z-Image (Lumina 2's network with Z-Image's modulation and padding; shift 3) 256 wide, 2 heads of 128 (the full
+    model's head width and rope axes); found by its width."""
+    unet_config = {"image_model": "lumina2", "dim": TINY_ZIMAGE["dim"]}
+
+    def __init__(self, unet_config):
+        super().__init__(unet_config)
+        self.unet_config.update(n_heads=2, n_kv_heads=2, axes_dims=[32, 48, 48], axes_lens=[1536, 512, 512],
+                                rope_theta=256.0, ffn_dim_multiplier=8.0 / 3.0, z_image_modulation=True,
+                                time_scale=1000.0, pad_tokens_multiple=32)
+
+
+class TinyAuraFlow(comfy.supported_models.AuraFlow):
+    """AuraFlow (ModelSamplingDiscreteFlow, shift 1.73; SDXL latent) 64 wide, 2 heads; found by its text width."""
+    unet_config = {"cond_seq_dim": TINY_AURAFLOW["cond_seq_dim"]}
+
+    def __init__(self, unet_config):
+        super().__init__(unet_config)
+        self.unet_config.update(dim=64, n_heads=2, global_conddim=64)
+
+
+for _tiny in (TinyLumina2, TinyZImage, TinyAuraFlow):
+    if _tiny not in comfy.supported_models.models:
+        comfy.supported_models.models.insert(0, _tiny)
+
+
 def tiny_vae(latent_channels: int, seed: int):
     """A TAESD-shaped VAE (the host's own class and key names) with seeded weights."""
     import comfy.sd
@@ -248,7 +331,7 @@ def build_flow_checkpoint(path: str, family: str = "sd3", seed: int = 0) -> str:
 
 
 def build_flow_model(path: str, family: str, seed: int = 0) -> str:
-    """Write a small SD3- or Flux-shaped diffusion model (seeded weights, real key names) with the host's writer."""
+    """Write a small flow model (``flow_base_model``: seeded weights, real key names) with the host's writer."""
     import comfy.utils
     comfy.utils.save_torch_file(flow_base_model(family, seed).diffusion_model.state_dict(), path)
     return path
@@ -266,14 +349,19 @@ def flux_config(config: dict) -> dict:
 
 
 def flow_base_model(family: str, seed: int = 0):
-    """The host's model object for the small SD3- or Flux-shaped model, weights (and saved buffers) seeded."""
-    if family == "sd3":
-        cfg = comfy.supported_models.SD3(dict(TINY_SD3))
-    elif family == "flux":
-        cfg = TinyFlux(flux_config(TINY_FLUX))
-    else:
-        raise ValueError(f"family={family!r}: 'sd3' or 'flux'")
-    model = cfg.get_model({}, device=torch.device("cpu"))
+    """The host's model object for a small flow model (SD3, Flux, Qwen-Image, Wan 2.1, Wan 2.2 TI2V 5B, Lumina 2,
+    Z-Image, AuraFlow shaped), weights (and saved buffers) seeded."""
+    configs = {"sd3": lambda: comfy.supported_models.SD3(dict(TINY_SD3)),
+               "flux": lambda: TinyFlux(flux_config(TINY_FLUX)),
+               "qwen_image": lambda: TinyQwenImage(dict(TINY_QWEN)),
+               "wan2.1": lambda: comfy.supported_models.WAN21_T2V(dict(TINY_WAN21)),
+               "wan2.2-5b": lambda: comfy.supported_models.WAN22_T2V(dict(TINY_WAN22_5B)),
+               "lumina2": lambda: TinyLumina2(dict(TINY_LUMINA2)),
+               "z_image": lambda: TinyZImage(dict(TINY_ZIMAGE)),
+               "auraflow": lambda: TinyAuraFlow(dict(TINY_AURAFLOW))}
+    if family not in configs:
+        raise ValueError(f"family={family!r}: one of {sorted(configs)}")
+    model = configs[family]().get_model({}, device=torch.device("cpu"))
     init_weights(model.diffusion_model, seed)
     init_buffers(model.diffusion_model, seed + 3)
     return model
@@ -289,7 +377,8 @@ def init_buffers(module: torch.nn.Module, seed: int) -> None:
 
 
 class TCDTestConditioning:
-    """Test-only: seeded random conditioning shaped for the small flow models (no text encoder needed)."""
+    """Test-only: seeded random conditioning shaped for the small flow models (no text encoder needed); the text
+    width is the small models' 48 (SD3, Flux, Qwen-Image) unless given (Wan: ``WAN_TEXT_DIM``)."""
     CATEGORY = "_for_testing/tcd"
     FUNCTION = "make"
     RETURN_TYPES = ("CONDITIONING",)
@@ -297,12 +386,14 @@ class TCDTestConditioning:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
-                             "guidance": ("FLOAT", {"default": 3.5, "min": 0.0, "max": 100.0})}}
+                             "guidance": ("FLOAT", {"default": 3.5, "min": 0.0, "max": 100.0})},
+                "optional": {"context_dim": ("INT", {"default": FLOW_CONDITIONING["context_dim"], "min": 1,
+                                                     "max": 8192})}}
 
-    def make(self, seed, guidance):
+    def make(self, seed, guidance, context_dim=FLOW_CONDITIONING["context_dim"]):
         g = torch.Generator().manual_seed(seed)
         c = FLOW_CONDITIONING
-        cond = torch.randn(1, c["tokens"], c["context_dim"], generator=g)
+        cond = torch.randn(1, c["tokens"], context_dim, generator=g)
         pooled = torch.randn(1, c["pooled_dim"], generator=g)
         return ([[cond, {"pooled_output": pooled, "guidance": guidance}]],)
 
