@@ -1,9 +1,12 @@
 """The pack's own noise stream (samplers/noise.py): the stream of a diffusers pipeline seeded the same way, the
 initial noise the host would make, and step noise that no host version or device can change."""
+import sys
+
 import pytest
 import torch
 
 from samplers import NoiseStream, initial_noise, sample_tcd, step_noise_sampler, tcd_sigmas
+from tcd_prompts import base_graph, tcd_ksampler
 from tcd_reference import make_scheduler, sigma_table
 
 SHAPE = (2, 4, 5, 7)  # 280 values: not a multiple of 16, where CPU randn changes algorithm
@@ -96,3 +99,17 @@ def test_initial_noise_equals_the_hosts_prepare_noise(host, batch_index):
     host_noise = comfy.sample.prepare_noise(latent, 11, batch_index)
     assert torch.equal(initial_noise(11, latent.shape, batch_index), host_noise)
 
+
+@pytest.mark.host
+def test_tcd_sampler_draws_every_noise_of_a_run_from_one_stream(host, monkeypatch):
+    noise = sys.modules[host.pack.__name__ + ".samplers.noise"]
+    made, init = [], noise.NoiseStream.__init__
+
+    def counting(self, seed):
+        made.append(seed)
+        init(self, seed)
+    monkeypatch.setattr(noise.NoiseStream, "__init__", counting)
+    seed = 9191  # a prompt no other test queues, so the host's node cache cannot answer it
+    lat = host.run_latent({**base_graph(host.checkpoint(0)), "ks": tcd_ksampler(0.3, 4, 1.0, seed=seed)}, ["ks", 0])
+    assert torch.isfinite(lat).all()
+    assert made == [seed]  # the node's stream, handed to the sampler: no second generator for the step noise
