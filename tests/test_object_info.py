@@ -82,6 +82,15 @@ def without_lora_listing(entry, loras: list) -> dict:
     return entry
 
 
+def differences(a, b, path="") -> list[str]:
+    """Where two JSON values differ, as 'path: a != b' lines."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in {**a, **b} for d in differences(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
 def input_order(entry) -> dict:
     return {part: list(inputs) for part, inputs in entry["input"].items()}
 
@@ -108,8 +117,7 @@ def test_object_info_is_the_v1_one_but_for_the_named_differences(server):
     for node in PACK_NODES:
         expected, got = v1[node], live[node]
         assert input_order(got) == input_order(expected), node
-        assert got == expected, (node, {k: (expected.get(k), got.get(k)) for k in set(expected) | set(got)
-                                        if expected.get(k) != got.get(k)})
+        assert got == expected, f"{node}, expected (V1 + named) != live: " + "; ".join(differences(expected, got))
 
 
 @tcd_figures.reporter("OBJECT_INFO: V3 nodes vs the V1 capture, the differences named and found")
