@@ -30,8 +30,8 @@ GAMMA_TOOLTIP = (
 
 
 def sampling_kind(ms) -> str:
-    """'ddpm' (a discrete T-step DDPM schedule, eps or v) or 'flow' (rectified flow, CONST) for a model sampling
-    object; a clear error naming its class for anything else (EDM, Stable Cascade, x0 prediction, ...)."""
+    """'ddpm' (a discrete DDPM schedule of NUM_TRAIN_TIMESTEPS steps, eps or v) or 'flow' (rectified flow, CONST) for
+    a model sampling object; a clear error naming its class for anything else (EDM, Stable Cascade, x0 prediction)."""
     MS = comfy.model_sampling
     if (isinstance(ms, MS.ModelSamplingDiscrete)
             and not isinstance(ms, (MS.ModelSamplingDiscreteEDM, MS.StableCascadeSampling))
