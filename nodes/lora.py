@@ -171,7 +171,8 @@ class _LoraFileChecks:
         # ComfyUI v0.3.75 checks no V3 combo against its options, so the name is checked here (on every host).
         names = folder_paths.get_filename_list("loras")
         if lora_name is not None and lora_name not in names:
-            return f"lora_name={lora_name!r} is not one of the {len(names)} files in the loras folder(s)"
+            return (f"lora_name={lora_name!r} is not in the loras folder(s) "
+                    f"({', '.join(folder_paths.get_folder_paths('loras'))}), which hold {len(names)} files")
         return True
 
     @classmethod
