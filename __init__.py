@@ -1,9 +1,12 @@
 """ComfyUI-TCD: Trajectory Consistency Distillation sampling for ComfyUI, exact to diffusers' TCDScheduler."""
 import importlib.util
 
-if importlib.util.find_spec("comfy") is not None:  # inside ComfyUI
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-else:  # imported without the host (e.g. by pytest): the pure math in samplers/ still works
-    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
+# Inside ComfyUI the pack is one V3 extension behind ``comfy_entrypoint`` (and nothing else: the host takes any
+# NODE_CLASS_MAPPINGS first). Without the host (e.g. under pytest) nothing is imported, and the pure math in samplers/
+# still works.
+if importlib.util.find_spec("comfy") is not None:
+    from .nodes import comfy_entrypoint
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    __all__ = ["comfy_entrypoint"]
+else:
+    __all__ = []

@@ -62,8 +62,6 @@ def main():
 
     host = start_host()
     import torch
-    tcd_node = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
-    euler_node = host.nodes.NODE_CLASS_MAPPINGS["KSampler"]()
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     t0 = time.perf_counter()
     models = build_models(names)
@@ -72,11 +70,12 @@ def main():
     def run(kind, m, seed):
         latent = {"samples": torch.zeros(m["latent"])}
         t = time.perf_counter()
+        common = dict(model=m["model"], seed=seed, steps=a.steps, cfg=1.0, positive=m["cond"], negative=m["cond"],
+                      latent_image=latent, denoise=1.0)
         if kind == "tcd":
-            (out,) = tcd_node.sample(m["model"], seed, a.steps, 1.0, a.gamma, "tcd", m["cond"], m["cond"], latent, 1.0)
+            (out,) = host.call("TCDKSampler", gamma=a.gamma, scheduler="tcd", **common)
         else:
-            (out,) = euler_node.sample(m["model"], seed, a.steps, 1.0, "euler", "simple", m["cond"], m["cond"], latent,
-                                       denoise=1.0)
+            (out,) = host.call("KSampler", sampler_name="euler", scheduler="simple", **common)
         dt = time.perf_counter() - t
         assert torch.isfinite(out["samples"]).all()
         return dt

@@ -46,13 +46,13 @@ def comfy_side(spec, dtype, device, steps, gamma):
     base = mc.get_model({}, device=torch.device("cpu"))
     tm.init_weights(base.diffusion_model, 0)  # the host's layers skip initialisation: fill them (U(+-1/sqrt(fan_in)))
     patcher = comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=torch.device("cpu"))
-    node = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
 
     def run(cond, pooled, seed):
         c = [[cond.cpu().float(), {"pooled_output": pooled.cpu().float(), "width": spec["px"],
                                    "height": spec["px"]}]]
         latent = {"samples": torch.zeros(1, 4, spec["px"] // 8, spec["px"] // 8)}
-        (out,) = node.sample(patcher, seed, steps, 1.0, gamma, "tcd", c, c, latent, 1.0)
+        (out,) = host.call("TCDKSampler", model=patcher, seed=seed, steps=steps, cfg=1.0, gamma=gamma,
+                           scheduler="tcd", positive=c, negative=c, latent_image=latent, denoise=1.0)
         return out["samples"]
     return run
 

@@ -72,8 +72,6 @@ def main():
     host = start_host()
     import torch
     cache = sys.modules[host.pack.__name__ + ".nodes.cache"]
-    sampler = host.nodes.NODE_CLASS_MAPPINGS["TCDKSampler"]()
-    sweeper = host.nodes.NODE_CLASS_MAPPINGS["TCDGammaSweep"]()
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     models = build_models(host, names)
     gammas_text = ", ".join(f"{g:g}" for g in GAMMAS)
@@ -90,14 +88,16 @@ def main():
         cache.ENABLED = use_cache
         try:
             latent = {"samples": torch.zeros(m["latent"])}
-            return sampler.sample(m["model"], seed, a.steps, 1.0, gamma, "tcd", m["cond"], m["cond"], latent, 1.0)
+            return host.call("TCDKSampler", model=m["model"], seed=seed, steps=a.steps, cfg=1.0, gamma=gamma,
+                             scheduler="tcd", positive=m["cond"], negative=m["cond"], latent_image=latent, denoise=1.0)
         finally:
             cache.ENABLED = True
 
     def sweep(m, seed):
         cache.clear()  # a cold sweep: nothing from earlier runs
         latent = {"samples": torch.zeros(m["latent"])}
-        return sweeper.sweep(m["model"], seed, a.steps, 1.0, gammas_text, "tcd", m["cond"], m["cond"], latent, 1.0)
+        return host.call("TCDGammaSweep", model=m["model"], seed=seed, steps=a.steps, cfg=1.0, gammas=gammas_text,
+                         scheduler="tcd", positive=m["cond"], negative=m["cond"], latent_image=latent, denoise=1.0)
 
     rows = []
     for name in names:

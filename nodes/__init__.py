@@ -1,28 +1,21 @@
-"""The pack's one registration point: node classes, display names, and the host's sampler/scheduler names."""
+"""The pack's one registration point: every node, in one V3 extension, and the host's sampler/scheduler names."""
+from comfy_api.latest import ComfyExtension, io
+
 from .grid import TCDImageGrid
 from .host import register_host_names
 from .lora import TCDLoraLoader, TCDLoraLoaderModelOnly
 from .sampling import TCDKSampler, TCDSampler, TCDSigmas
 from .sweep import TCDGammaSweep
 
-NODE_CLASS_MAPPINGS = {
-    "TCDLoraLoader": TCDLoraLoader,
-    "TCDLoraLoaderModelOnly": TCDLoraLoaderModelOnly,
-    "TCDKSampler": TCDKSampler,
-    "TCDSampler": TCDSampler,
-    "TCDSigmas": TCDSigmas,
-    "TCDGammaSweep": TCDGammaSweep,
-    "TCDImageGrid": TCDImageGrid,
-}
+NODES = [TCDLoraLoader, TCDLoraLoaderModelOnly, TCDKSampler, TCDSampler, TCDSigmas, TCDGammaSweep, TCDImageGrid]
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "TCDLoraLoader": "Load TCD LoRA",
-    "TCDLoraLoaderModelOnly": "Load TCD LoRA (model only)",
-    "TCDKSampler": "TCD Sampler",
-    "TCDSampler": "SamplerTCD",
-    "TCDSigmas": "TCD Scheduler",
-    "TCDGammaSweep": "TCD Gamma Sweep",
-    "TCDImageGrid": "Labelled Image Grid",
-}
 
-register_host_names()
+class TCDExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> TCDExtension:
+    """Called once by the host when it loads the pack (both hosts; v0.3.75 never calls ``on_load``)."""
+    register_host_names()
+    return TCDExtension()

@@ -202,14 +202,25 @@ def store(keyed, denoised: torch.Tensor) -> None:
         stats["stores"] += 1
 
 
-def sampler_options(model, seed, cfg, sigmas, positive, negative, latent) -> dict:
-    """Options for ``tcd_ksampler``: reuse a cached first evaluation, or capture it for the next run; {} when off."""
-    if not enabled():
-        return {}
-    keyed = make_key(model, seed, cfg, sigmas, positive, negative, latent)
-    if keyed is None:
-        return {}
-    hit = lookup(keyed)
-    if hit is not None:
-        return {"first_denoised": hit}
-    return {"on_first_denoised": lambda denoised: store(keyed, denoised)}
+class FirstStep:
+    """The first model evaluation of one TCD run, or of all the runs of a sweep: cached, or captured by the first."""
+
+    def __init__(self, keyed, denoised: Optional[torch.Tensor] = None):
+        self.keyed, self.denoised = keyed, denoised
+
+    def sampler_options(self) -> dict:
+        """Options for ``tcd_ksampler``: the known first evaluation, or a hook that captures (and caches) it."""
+        if self.denoised is not None:
+            return {"first_denoised": self.denoised}
+        return {"on_first_denoised": self._capture}
+
+    def _capture(self, denoised: torch.Tensor) -> None:
+        self.denoised = denoised.detach().clone()
+        store(self.keyed, self.denoised)
+
+
+def first_step(model, seed, cfg, sigmas, positive, negative, latent) -> FirstStep:
+    """The one entry point: an earlier run's first evaluation when one is cached for these inputs, else a
+    ``FirstStep`` that captures it (into the cache, unless it is switched off or the run cannot be keyed)."""
+    keyed = make_key(model, seed, cfg, sigmas, positive, negative, latent) if enabled() else None
+    return FirstStep(keyed, lookup(keyed))

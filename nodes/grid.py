@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import torch
+from comfy_api.latest import io
 from PIL import Image, ImageDraw, ImageFont
 
 from .sampling import CATEGORY
@@ -118,26 +119,27 @@ def make_grid(images: torch.Tensor, labels: list[str], columns: int = 0) -> torc
     return torch.from_numpy(canvas.astype(np.float32) / 255.0).unsqueeze(0)
 
 
-class TCDImageGrid:
-    DESCRIPTION = ("Labelled Image Grid: lays an image batch out in a grid and writes each image's label under it "
-                   "(one label per line, e.g. the labels of TCD Gamma Sweep). The text is scaled to the tile, so "
-                   "it stays legible from 64-pixel to 1024-pixel images. Works for any batch, e.g. seed x gamma.")
-    CATEGORY = CATEGORY
-    FUNCTION = "grid"
-    RETURN_TYPES = ("IMAGE",)
-    OUTPUT_TOOLTIPS = ("One image: the tiles in rows, left to right, each with its label underneath.",)
+class TCDImageGrid(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TCDImageGrid", display_name="Labelled Image Grid", category=CATEGORY,
+            description="Labelled Image Grid: lays an image batch out in a grid and writes each image's label under "
+                        "it (one label per line, e.g. the labels of TCD Gamma Sweep). The text is scaled to the tile, "
+                        "so it stays legible from 64-pixel to 1024-pixel images. Works for any batch, e.g. seed x "
+                        "gamma.",
+            inputs=[
+                io.Image.Input("images", tooltip="The images to lay out, in order (e.g. VAE Decode of a gamma "
+                                                 "sweep)."),
+                io.String.Input("labels", default="", multiline=True,
+                                tooltip="One label per image, one per line, in the batch's order. Missing lines leave "
+                                        "tiles unlabelled; extra lines are ignored."),
+                io.Int.Input("columns", default=0, min=0, max=MAX_COLUMNS,
+                             tooltip=f"Tiles per row; 0 = automatic (about square). Allowed range 0..{MAX_COLUMNS}."),
+            ],
+            outputs=[io.Image.Output(tooltip="One image: the tiles in rows, left to right, each with its label "
+                                             "underneath.")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "The images to lay out, in order (e.g. VAE Decode of a gamma sweep)."}),
-            "labels": ("STRING", {"default": "", "multiline": True,
-                                  "tooltip": "One label per image, one per line, in the batch's order. Missing "
-                                             "lines leave tiles unlabelled; extra lines are ignored."}),
-            "columns": ("INT", {"default": 0, "min": 0, "max": MAX_COLUMNS,
-                                "tooltip": f"Tiles per row; 0 = automatic (about square). Allowed range "
-                                           f"0..{MAX_COLUMNS}."}),
-        }}
-
-    def grid(self, images, labels, columns):
-        return (make_grid(images, split_labels(labels), columns),)
+    def execute(cls, images, labels, columns) -> io.NodeOutput:
+        return io.NodeOutput(make_grid(images, split_labels(labels), columns))

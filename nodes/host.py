@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 
 import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_sampling
@@ -10,33 +9,36 @@ import comfy.sample
 import comfy.samplers
 import torch
 
-from ..samplers import TCDInputError, check_gamma, check_grid, flow_tcd_sigmas, sample_tcd, sample_tcd_flow, tcd_sigmas
+from ..samplers import (
+    DEFAULT_GAMMA,
+    GAMMA_RANGE,
+    NUM_TRAIN_TIMESTEPS,
+    ORIGINAL_INFERENCE_STEPS,
+    TCDInputError,
+    check_gamma,
+    check_grid,
+    flow_tcd_sigmas,
+    range_text,
+    sample_tcd,
+    sample_tcd_flow,
+    tcd_sigmas,
+)
 
 SAMPLER_NAME = "tcd"
 SCHEDULER_NAME = "tcd"
-DEFAULT_GAMMA = 0.3
 # What newer hosts' empty-latent nodes add to a LATENT (v0.33.0: the VAE downscale ratios its zeros were sized for):
 # the host's samplers resize an empty latent by them for the model (a Wan 2.2 latent is 16x smaller, not 8x) and
 # leave them out of their output.
 EMPTY_LATENT_HINTS = ("downscale_ratio_spacial", "downscale_ratio_temporal")
 GAMMA_TOOLTIP = (
     "gamma (diffusers calls it eta): how much fresh noise each TCD step re-injects. 0 = deterministic (sharpest "
-    "detail), 1 = LCM-style multistep (softest). Default 0.3; higher step counts want higher gamma "
-    "(about 0.2-0.3 at 4 steps, 0.5+ at 8 or more). Allowed range 0..1.")
-
-
-def check_float_range(name, value, lo, hi, note="") -> str | None:
-    """None when ``value`` is a finite number in lo..hi (or None: a linked input), else a message naming both."""
-    if value is None:
-        return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
-        return f"{name}={value!r} is outside the allowed range {lo:g}..{hi:g}{note}"
-    return None
+    f"detail), 1 = LCM-style multistep (softest). Default {DEFAULT_GAMMA:g}; higher step counts want higher gamma "
+    f"(about 0.2-0.3 at 4 steps, 0.5+ at 8 or more). Allowed range {range_text(*GAMMA_RANGE)}.")
 
 
 def sampling_kind(ms) -> str:
-    """'ddpm' (a discrete 1000-step DDPM schedule, eps or v) or 'flow' (rectified flow, CONST) for a model sampling
-    object; a clear error naming its class for anything else (EDM, Stable Cascade, x0 prediction, ...)."""
+    """'ddpm' (a discrete DDPM schedule of NUM_TRAIN_TIMESTEPS steps, eps or v) or 'flow' (rectified flow, CONST) for
+    a model sampling object; a clear error naming its class for anything else (EDM, Stable Cascade, x0 prediction)."""
     MS = comfy.model_sampling
     if (isinstance(ms, MS.ModelSamplingDiscrete)
             and not isinstance(ms, (MS.ModelSamplingDiscreteEDM, MS.StableCascadeSampling))
@@ -48,10 +50,10 @@ def sampling_kind(ms) -> str:
         return "flow"
     bases = ", ".join(c.__name__ for c in type(ms).__mro__[1:3])
     raise TCDInputError(
-        f"TCD needs a model with a discrete 1000-step DDPM noise schedule and eps or v prediction (SD1.5, SD2.x, "
-        f"SDXL) or a rectified-flow schedule (SD3/SD3.5, Flux and the host's other flow models); this model samples "
-        f"with {type(ms).__name__} ({bases}), which TCD cannot drive. Use the host's KSampler with a sampler made "
-        f"for this model.")
+        f"TCD needs a model with a discrete {NUM_TRAIN_TIMESTEPS}-step DDPM noise schedule and eps or v prediction "
+        f"(SD1.5, SD2.x, SDXL) or a rectified-flow schedule (SD3/SD3.5, Flux and the host's other flow models); this "
+        f"model samples with {type(ms).__name__} ({bases}), which TCD cannot drive. Use the host's KSampler with a "
+        f"sampler made for this model.")
 
 
 def model_sampling(model):
@@ -77,12 +79,15 @@ def output_latent(latent: dict, samples: torch.Tensor) -> dict:
 
 
 def sample_tcd_host(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
-                    gamma=DEFAULT_GAMMA, **options):
+                    gamma=DEFAULT_GAMMA, noise_stream=None, **options):
     """The host-facing TCD sampler, for DDPM-grid and rectified-flow models alike. Step noise: the pack's own stream
-    seeded with extra_args['seed'], never the host's default noise sampler (whose seeding differs between host
-    versions and devices)."""
+    (``noise_stream``, whose initial noise our nodes drew, else one seeded with extra_args['seed']), never the host's
+    default noise sampler (whose seeding differs between host versions and devices)."""
     extra_args = {} if extra_args is None else extra_args
-    ms = model.inner_model.inner_model.model_sampling  # KSamplerX0Inpaint -> CFGGuider -> BaseModel
+    if noise_sampler is None and noise_stream is not None:
+        noise_sampler = noise_stream.step_noise_sampler(x)
+    # The guider's ModelPatcher, by its public accessor (as the host's own sample_lcm reads it).
+    ms = model.inner_model.model_patcher.get_model_object("model_sampling")
     common = dict(extra_args=extra_args, callback=callback, disable=disable, noise_sampler=noise_sampler, gamma=gamma)
     if sampling_kind(ms) == "flow":
         x = sample_tcd_flow(model, x, sigmas, **common, **options)
@@ -104,8 +109,8 @@ def tcd_ksampler(gamma: float, **options) -> comfy.samplers.KSAMPLER:
     return comfy.samplers.KSAMPLER(sample_tcd_host, extra_options={"gamma": float(gamma), **options})
 
 
-def tcd_schedule(model_sampling, steps: int, denoise: float = 1.0, original_inference_steps: int = 50,
-                 timesteps=None) -> torch.Tensor:
+def tcd_schedule(model_sampling, steps: int, denoise: float = 1.0,
+                 original_inference_steps: int = ORIGINAL_INFERENCE_STEPS, timesteps=None) -> torch.Tensor:
     """Sigmas on the reference TCD grid (or custom ``timesteps``) for this model's own noise schedule (host
     scheduler-handler signature): the DDPM grid's sigmas, or the same grid as fractions of a flow model's schedule
     (shift included), ending at 0."""

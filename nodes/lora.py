@@ -9,6 +9,7 @@ from collections import OrderedDict
 import comfy.lora
 import comfy.utils
 import folder_paths
+from comfy_api.latest import io
 
 from ..lora_plan import patch_keys
 from .lora_keys import TE_PARTS, TCDLoraError, check_plan, host_tensors, log, make_report, plan_lora, read_header
@@ -152,72 +153,86 @@ REPORT_TOOLTIP = ("One paragraph: modules matched per part (UNet or transformer,
                   "the log.")
 
 
-class TCDLoraLoader:
-    DESCRIPTION = ("Load TCD LoRA: applies a LoRA (TCD, Hyper-SD, LCM or any style LoRA) to the model and text "
-                   "encoders, but only after checking that every module of the file maps to a weight of this model "
-                   "with the right shape. A LoRA for another base (SD1.5 on SDXL, Flux on SD3.5), a checkpoint or a "
-                   "truncated file is refused with a clear error instead of being half-applied. SD1.5, SDXL, SD3/SD3.5 "
-                   "and Flux; reads kohya, diffusers, PEFT and the other key formats the host maps; chain several "
-                   "loaders to stack LoRAs.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load_lora"
-    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
-    RETURN_NAMES = ("MODEL", "CLIP", "report")
-    OUTPUT_TOOLTIPS = ("The model with the LoRA patched in (lazily: weights change only when sampling loads them).",
-                       "The text encoders with the LoRA's text-encoder part patched in (unchanged when the LoRA "
-                       "has none).",
-                       REPORT_TOOLTIP)
+def _lora_inputs(with_clip: bool) -> list:
+    """The loaders' inputs, in order: model, (clip,) lora_name, strength_model, (strength_clip)."""
+    def strength(name, tooltip):
+        return io.Float.Input(name, default=1.0, **STRENGTH_RANGE, tooltip=tooltip)
+    return [
+        io.Model.Input("model", tooltip="The diffusion model (for example from Load Checkpoint) to apply the LoRA to."),
+        *([io.Clip.Input("clip", tooltip="The text encoders to apply the LoRA's text-encoder part to (TCD LoRAs have "
+                                         "none; pass it through).")] if with_clip else []),
+        io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
+                       tooltip="The LoRA file, from the models/loras folder. .safetensors is read header first; other "
+                               "formats only with the host's weights-only loader."),
+        strength("strength_model", "How strongly the LoRA changes the diffusion model: 1 = as trained (use 1 for TCD "
+                                   "LoRAs), 0 = not at all, negative inverts it."),
+        *([strength("strength_clip", "How strongly the LoRA changes the text encoders (only matters when the LoRA "
+                                     "has a text-encoder part).")] if with_clip else []),
+    ]
+
+
+MODEL_TOOLTIP = "The model with the LoRA patched in (lazily: weights change only when sampling loads them)."
+
+
+class _LoraFileChecks:
+    """What both loaders check before running: the file name, and whether the file changed since the last run."""
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": ("MODEL", {"tooltip": "The diffusion model (for example from Load Checkpoint) to apply the "
-                                           "LoRA to."}),
-            "clip": ("CLIP", {"tooltip": "The text encoders to apply the LoRA's text-encoder part to (TCD LoRAs "
-                                         "have none; pass it through)."}),
-            "lora_name": (folder_paths.get_filename_list("loras"),
-                          {"tooltip": "The LoRA file, from the models/loras folder. .safetensors is read header "
-                                      "first; other formats only with the host's weights-only loader."}),
-            "strength_model": ("FLOAT", {"default": 1.0, **STRENGTH_RANGE,
-                                         "tooltip": "How strongly the LoRA changes the diffusion model: 1 = as "
-                                                    "trained (use 1 for TCD LoRAs), 0 = not at all, negative "
-                                                    "inverts it."}),
-            "strength_clip": ("FLOAT", {"default": 1.0, **STRENGTH_RANGE,
-                                        "tooltip": "How strongly the LoRA changes the text encoders (only matters "
-                                                   "when the LoRA has a text-encoder part)."}),
-        }}
+    def validate_inputs(cls, lora_name=None):
+        # ComfyUI v0.3.75 checks no V3 combo against its options, so the name is checked here (on every host).
+        names = folder_paths.get_filename_list("loras")
+        if lora_name is not None and lora_name not in names:
+            return (f"lora_name={lora_name!r} is not in the loras folder(s) "
+                    f"({', '.join(folder_paths.get_folder_paths('loras'))}), which hold {len(names)} files")
+        return True
 
     @classmethod
-    def IS_CHANGED(cls, lora_name=None, **kwargs):
+    def fingerprint_inputs(cls, lora_name=None, **kwargs):
         # Same file, same size and modification time: the host may reuse the cached result. A rewritten file runs
         # again (and is read again); downstream changes (gamma, steps) never re-run this node.
         return _lora_signature(lora_name)
 
-    def load_lora(self, model, clip, lora_name, strength_model, strength_clip):
-        return apply_tcd_lora(model, clip, lora_name, strength_model, strength_clip)
+    IS_CHANGED = fingerprint_inputs  # the V1 name, for callers written against the V1 node
 
 
-class TCDLoraLoaderModelOnly:
-    DESCRIPTION = ("Load TCD LoRA (model only): applies a LoRA's diffusion-model part after checking that every "
-                   "UNet or transformer module maps to a weight of this model with the right shape; refuses LoRAs for "
-                   "another base, checkpoints and damaged files with a clear error. Text-encoder modules are counted "
-                   "in the report but not applied.")
-    CATEGORY = CATEGORY
-    FUNCTION = "load_lora_model_only"
-    RETURN_TYPES = ("MODEL", "STRING")
-    RETURN_NAMES = ("MODEL", "report")
-    OUTPUT_TOOLTIPS = ("The model with the LoRA patched in (lazily: weights change only when sampling loads them).",
-                       REPORT_TOOLTIP)
+class TCDLoraLoader(_LoraFileChecks, io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TCDLoraLoader", display_name="Load TCD LoRA", category=CATEGORY,
+            description="Load TCD LoRA: applies a LoRA (TCD, Hyper-SD, LCM or any style LoRA) to the model and text "
+                        "encoders, but only after checking that every module of the file maps to a weight of this "
+                        "model with the right shape. A LoRA for another base (SD1.5 on SDXL, Flux on SD3.5), a "
+                        "checkpoint or a truncated file is refused with a clear error instead of being half-applied. "
+                        "SD1.5, SDXL, SD3/SD3.5 and Flux; reads kohya, diffusers, PEFT and the other key formats the "
+                        "host maps; chain several loaders to stack LoRAs.",
+            inputs=_lora_inputs(with_clip=True),
+            outputs=[io.Model.Output(tooltip=MODEL_TOOLTIP),
+                     io.Clip.Output(tooltip="The text encoders with the LoRA's text-encoder part patched in "
+                                            "(unchanged when the LoRA has none)."),
+                     io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        req = TCDLoraLoader.INPUT_TYPES()["required"]
-        return {"required": {k: req[k] for k in ("model", "lora_name", "strength_model")}}
+    def execute(cls, model, clip, lora_name, strength_model, strength_clip) -> io.NodeOutput:
+        return io.NodeOutput(*apply_tcd_lora(model, clip, lora_name, strength_model, strength_clip))
+
+    load_lora = execute  # the V1 name, as the host's own V3 nodes keep theirs
+
+
+class TCDLoraLoaderModelOnly(_LoraFileChecks, io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TCDLoraLoaderModelOnly", display_name="Load TCD LoRA (model only)", category=CATEGORY,
+            description="Load TCD LoRA (model only): applies a LoRA's diffusion-model part after checking that every "
+                        "UNet or transformer module maps to a weight of this model with the right shape; refuses "
+                        "LoRAs for another base, checkpoints and damaged files with a clear error. Text-encoder "
+                        "modules are counted in the report but not applied.",
+            inputs=_lora_inputs(with_clip=False),
+            outputs=[io.Model.Output(tooltip=MODEL_TOOLTIP),
+                     io.String.Output(display_name="report", tooltip=REPORT_TOOLTIP)])
 
     @classmethod
-    def IS_CHANGED(cls, lora_name=None, **kwargs):
-        return _lora_signature(lora_name)
-
-    def load_lora_model_only(self, model, lora_name, strength_model):
+    def execute(cls, model, lora_name, strength_model) -> io.NodeOutput:
         new_model, _clip, report = apply_tcd_lora(model, None, lora_name, strength_model, None)
-        return new_model, report
+        return io.NodeOutput(new_model, report)

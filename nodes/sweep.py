@@ -5,15 +5,17 @@ import re
 
 import comfy.model_management
 import torch
+from comfy_api.latest import io
 
-from ..samplers import GAMMA_RANGE, TCDInputError, check_gamma
+from ..samplers import GAMMA_RANGE, TCDInputError, check_gamma, range_text
 from . import cache as first_step_cache
-from .host import output_latent, schedule_sigmas, tcd_ksampler
+from .host import output_latent, schedule_sigmas
 from .sampling import CATEGORY, TCDKSampler, run_sampler
 
 MAX_GAMMAS = 64
 GAMMAS_HELP = ("a comma-separated list such as '0, 0.2, 0.4, 0.6, 0.8, 1', or 'start:stop:count' such as '0:1:6' "
-               f"(count evenly spaced values, both ends included); each gamma in 0..1, 1 to {MAX_GAMMAS} values")
+               f"(count evenly spaced values, both ends included); each gamma in {range_text(*GAMMA_RANGE)}, 1 to "
+               f"{MAX_GAMMAS} values")
 
 
 def _gamma(text: str, what: str) -> float:
@@ -21,10 +23,9 @@ def _gamma(text: str, what: str) -> float:
         g = float(text)
     except ValueError:
         raise TCDInputError(f"gammas: {what} {text!r} is not a number; write {GAMMAS_HELP}") from None
-    if check_gamma(g):  # the one gamma rule (samplers/loop.py), worded for the text the user typed
-        lo, hi = GAMMA_RANGE
-        raise TCDInputError(f"gammas: {what} {text!r} is outside the allowed range {lo:g}..{hi:g} "
-                            "(0 deterministic, 1 LCM-like)")
+    msg = check_gamma(g, label=f"gammas: {what} {text!r}")  # the one gamma rule, naming the text the user typed
+    if msg:
+        raise TCDInputError(msg)
     return g
 
 
@@ -74,59 +75,52 @@ def repeat_latent(latent: dict, samples: torch.Tensor, n: int) -> dict:
     return out
 
 
-class TCDGammaSweep:
-    DESCRIPTION = ("TCD Gamma Sweep: samples the same latent, seed and noise once per gamma, so the results differ "
-                   "by gamma alone. The first model call does not depend on gamma and is made once for the whole "
-                   "sweep: N gammas at S steps cost 1 + N x (S - 1) model calls instead of N x S. Each result is "
-                   "identical to TCD Sampler with that gamma. Feed the decoded images and the labels to Labelled "
-                   "Image Grid to compare them.")
-    CATEGORY = CATEGORY
-    FUNCTION = "sweep"
-    RETURN_TYPES = ("LATENT", "STRING")
-    RETURN_NAMES = ("LATENT", "labels")
-    OUTPUT_TOOLTIPS = ("One denoised latent per gamma per input latent, ordered gamma-major (all images of the "
-                       "first gamma, then the second, ...).",
-                       "One label per result ('gamma 0.2', with '#n' per input image when the batch has more "
-                       "than one), one per line, in the same order: connect to Labelled Image Grid.")
+class TCDGammaSweep(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        gammas = io.String.Input("gammas", default="0, 0.2, 0.4, 0.6, 0.8, 1", multiline=False,
+                                 tooltip="The gammas to compare: " + GAMMAS_HELP + ". gamma is how much fresh noise "
+                                         "each step re-injects: 0 sharpest, 1 softest.")
+        return io.Schema(
+            node_id="TCDGammaSweep", display_name="TCD Gamma Sweep", category=CATEGORY,
+            description="TCD Gamma Sweep: samples the same latent, seed and noise once per gamma, so the results "
+                        "differ by gamma alone. The first model call does not depend on gamma and is made once for "
+                        "the whole sweep: N gammas at S steps cost 1 + N x (S - 1) model calls instead of N x S. Each "
+                        "result is identical to TCD Sampler with that gamma. Feed the decoded images and the labels "
+                        "to Labelled Image Grid to compare them.",
+            # TCD Sampler's inputs, in its order, with gammas in gamma's place.
+            inputs=[gammas if i.id == "gamma" else i for i in TCDKSampler.define_schema().inputs],
+            outputs=[io.Latent.Output(tooltip="One denoised latent per gamma per input latent, ordered gamma-major "
+                                              "(all images of the first gamma, then the second, ...)."),
+                     io.String.Output(display_name="labels",
+                                      tooltip="One label per result ('gamma 0.2', with '#n' per input image when the "
+                                              "batch has more than one), one per line, in the same order: connect to "
+                                              "Labelled Image Grid.")])
 
     @classmethod
-    def INPUT_TYPES(cls):
-        gammas = ("STRING", {"default": "0, 0.2, 0.4, 0.6, 0.8, 1", "multiline": False,
-                             "tooltip": "The gammas to compare: " + GAMMAS_HELP + ". gamma is how much fresh noise "
-                                        "each step re-injects: 0 sharpest, 1 softest."})
-        # TCD Sampler's inputs, in its order, with gammas in gamma's place.
-        return {"required": {("gammas" if k == "gamma" else k): (gammas if k == "gamma" else v)
-                             for k, v in TCDKSampler.INPUT_TYPES()["required"].items()}}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, gammas=None, steps=None, cfg=None, scheduler=None, denoise=None):
+    def validate_inputs(cls, gammas=None, steps=None, cfg=None, scheduler=None, denoise=None):
         # Naming an input here turns off the host's own checks for it; TCD Sampler's validation does them.
         if gammas is not None:
             try:
                 parse_gammas(gammas)
             except TCDInputError as e:
                 return str(e)
-        return TCDKSampler.VALIDATE_INPUTS(steps=steps, cfg=cfg, scheduler=scheduler, denoise=denoise)
+        return TCDKSampler.validate_inputs(steps=steps, cfg=cfg, scheduler=scheduler, denoise=denoise)
 
-    def sweep(self, model, seed, steps, cfg, gammas, scheduler, positive, negative, latent_image, denoise=1.0):
+    @classmethod
+    def execute(cls, model, seed, steps, cfg, gammas, scheduler, positive, negative, latent_image,
+                denoise=1.0) -> io.NodeOutput:
         values = parse_gammas(gammas)
         sigmas = schedule_sigmas(model, scheduler, steps, denoise)
         # The first evaluation: from the cross-run cache when an earlier run had the same inputs, else from the
         # first gamma's run, then shared by every other gamma (even with the cache switched off).
-        keyed = first_step_cache.make_key(model, seed, cfg, sigmas, positive, negative, latent_image) \
-            if first_step_cache.enabled() else None
-        first = first_step_cache.lookup(keyed)
+        first = first_step_cache.first_step(model, seed, cfg, sigmas, positive, negative, latent_image)
         results = []
         for gamma in values:
             comfy.model_management.throw_exception_if_processing_interrupted()
-            captured = []
-            options = {"first_denoised": first} if first is not None else {"on_first_denoised": captured.append}
-            out = run_sampler(model, seed, cfg, tcd_ksampler(gamma, **options), sigmas, positive, negative,
+            out = run_sampler(model, seed, cfg, gamma, first.sampler_options(), sigmas, positive, negative,
                               latent_image)
-            if first is None and captured:
-                first = captured[0].detach().clone()
-                first_step_cache.store(keyed, first)
             results.append(out["samples"])
         batch = latent_image["samples"].shape[0]
         labels = [gamma_label(g, b if batch > 1 else None) for g in values for b in range(batch)]
-        return (repeat_latent(latent_image, torch.cat(results), len(values)), "\n".join(labels))
+        return io.NodeOutput(repeat_latent(latent_image, torch.cat(results), len(values)), "\n".join(labels))

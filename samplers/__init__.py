@@ -1,11 +1,21 @@
 """Pure-torch TCD math (no ComfyUI import): the reference timestep grid, the noise stream, and the strategic
 stochastic sampler for DDPM-grid models (``tcd.py``) and rectified-flow models (``flow.py``)."""
 from .flow import flow_jump, flow_predict_noise, flow_renoise, flow_strategic_sigma, flow_tcd_sigmas, sample_tcd_flow
-from .loop import GAMMA_RANGE, TCDInputError, check_gamma, gamma_schedule, run_steps
-from .noise import draw, initial_noise, noise_generator, step_noise_sampler
+from .loop import (
+    DEFAULT_GAMMA,
+    GAMMA_RANGE,
+    TCDInputError,
+    check_gamma,
+    check_range,
+    gamma_schedule,
+    range_text,
+    run_steps,
+)
+from .noise import NoiseStream, draw, initial_noise, noise_generator, step_noise_sampler
 from .tcd import (
                    MAX_STEPS,
                    NUM_TRAIN_TIMESTEPS,
+                   ORIGINAL_INFERENCE_STEPS,
                    check_grid,
                    parse_timesteps,
                    predict_noise,
@@ -19,9 +29,11 @@ from .tcd import (
 )
 
 __all__ = [
-    "GAMMA_RANGE", "TCDInputError", "check_gamma", "gamma_schedule", "run_steps",
-    "noise_generator", "draw", "initial_noise", "step_noise_sampler",
-    "MAX_STEPS", "NUM_TRAIN_TIMESTEPS", "check_grid", "parse_timesteps", "tcd_timesteps", "tcd_sigmas",
+    "DEFAULT_GAMMA", "GAMMA_RANGE", "TCDInputError", "check_gamma", "check_range", "gamma_schedule", "range_text",
+    "run_steps",
+    "NoiseStream", "noise_generator", "draw", "initial_noise", "step_noise_sampler",
+    "MAX_STEPS", "NUM_TRAIN_TIMESTEPS", "ORIGINAL_INFERENCE_STEPS", "check_grid", "parse_timesteps", "tcd_timesteps",
+    "tcd_sigmas",
     "timestep_from_sigma", "strategic_timestep", "predict_noise", "trajectory_jump", "renoise", "sample_tcd",
     "flow_predict_noise", "flow_strategic_sigma", "flow_jump", "flow_renoise", "flow_tcd_sigmas", "sample_tcd_flow",
 ]

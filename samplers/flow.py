@@ -20,8 +20,8 @@ from typing import Callable, Optional
 
 import torch
 
-from .loop import run_steps
-from .tcd import tcd_timesteps
+from .loop import DEFAULT_GAMMA, run_steps
+from .tcd import NUM_TRAIN_TIMESTEPS, ORIGINAL_INFERENCE_STEPS, tcd_timesteps
 
 
 def flow_predict_noise(x: torch.Tensor, denoised: torch.Tensor, sigma) -> torch.Tensor:
@@ -47,17 +47,19 @@ def flow_renoise(x_s: torch.Tensor, sigma_s, sigma_next, noise: torch.Tensor) ->
 
 
 def flow_tcd_sigmas(sigma_table: torch.Tensor, steps: int, denoise: float = 1.0,
-                    original_inference_steps: int = 50, timesteps: Optional[list[int]] = None) -> torch.Tensor:
-    """The TCD grid (or custom ``timesteps``) as fractions of a flow model's own schedule: timestep t of 1000 ->
-    sigma_table at (t+1)/1000, followed by 0."""
-    ts = timesteps or tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=1000)
+                    original_inference_steps: int = ORIGINAL_INFERENCE_STEPS,
+                    timesteps: Optional[list[int]] = None) -> torch.Tensor:
+    """The TCD grid (or custom ``timesteps``) as fractions of a flow model's own schedule: timestep t of T = 1000 ->
+    sigma_table at (t+1)/T, followed by 0."""
+    T = NUM_TRAIN_TIMESTEPS
+    ts = timesteps or tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=T)
     table = sigma_table.detach().float().cpu()
     n = len(table)
-    return torch.cat([table[[round((t + 1) * n / 1000) - 1 for t in ts]], table.new_zeros(1)])
+    return torch.cat([table[[round((t + 1) * n / T) - 1 for t in ts]], table.new_zeros(1)])
 
 
-def sample_tcd_flow(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, gamma=0.3,
-                    gamma_end=None, first_denoised: Optional[torch.Tensor] = None,
+def sample_tcd_flow(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
+                    gamma=DEFAULT_GAMMA, gamma_end=None, first_denoised: Optional[torch.Tensor] = None,
                     on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
     """TCD on a rectified-flow model, with the k-diffusion sampler signature (see the module docstring)."""
 

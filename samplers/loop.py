@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .noise import step_noise_sampler
+from .noise import NoiseStream
 
 try:  # the console progress bar, as the host's samplers draw it (tqdm comes with every host)
     from tqdm.auto import trange
@@ -26,17 +26,28 @@ class TCDInputError(ValueError):
 
 
 GAMMA_RANGE = (0.0, 1.0)
+DEFAULT_GAMMA = 0.3  # the paper's default
 
 
-def check_gamma(gamma, name: str = "gamma") -> Optional[str]:
-    """None when ``gamma`` is a number in 0..1 (or None: a linked input), else a message naming the value and range."""
-    if gamma is None:
+def range_text(lo: float, hi: float) -> str:
+    """'lo..hi', the way every message and tooltip of the pack writes a range."""
+    return f"{lo:g}..{hi:g}"
+
+
+def check_range(value, lo: float, hi: float, name: str, label: Optional[str] = None, note: str = "") -> Optional[str]:
+    """None when ``value`` is a finite number in lo..hi (or None: a linked input), else a message naming the value
+    (``label``, by default ``name=value``) and the range."""
+    if value is None:
         return None
-    lo, hi = GAMMA_RANGE
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) \
-            or not lo <= gamma <= hi:
-        return f"{name}={gamma!r} is outside the allowed range {lo:g}..{hi:g} (0 deterministic, 1 LCM-like)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        return f"{label or f'{name}={value!r}'} is outside the allowed range {range_text(lo, hi)}{note}"
     return None
+
+
+def check_gamma(gamma, name: str = "gamma", label: Optional[str] = None) -> Optional[str]:
+    """The one gamma rule: None when ``gamma`` is a number in GAMMA_RANGE (or None), else a message naming it."""
+    return check_range(gamma, *GAMMA_RANGE, name, label, " (0 deterministic, 1 LCM-like)")
 
 
 def gamma_schedule(gamma: float, gamma_end: Optional[float], steps: int) -> list[float]:
@@ -56,15 +67,15 @@ StepFn = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor, 
 
 @torch.no_grad()
 def run_steps(model, x, sigmas, step: StepFn, extra_args=None, callback=None, disable=None, noise_sampler=None,
-              gamma=0.3, gamma_end=None, first_denoised: Optional[torch.Tensor] = None,
+              gamma=DEFAULT_GAMMA, gamma_end=None, first_denoised: Optional[torch.Tensor] = None,
               on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None,
               where: Callable[[torch.Tensor], str] = lambda sigma: f"sigma {float(sigma):.4g}"):
     """The shared loop: ``step(x, denoised, i, sigma, sigma_next, gamma_i, draw_noise)`` makes each move."""
     extra_args = {} if extra_args is None else extra_args
     n = len(sigmas) - 1
     gammas = gamma_schedule(gamma, gamma_end, n)
-    if noise_sampler is None:
-        noise_sampler = step_noise_sampler(extra_args.get("seed"), x)
+    if noise_sampler is None:  # the seed's stream, whose initial noise someone else drew
+        noise_sampler = NoiseStream(extra_args.get("seed")).step_noise_sampler(x)
     s_in = x.new_ones([x.shape[0]])
     for i in trange(n, disable=disable):
         sigma = sigmas[i]

@@ -19,10 +19,10 @@ from typing import Callable, Optional
 
 import torch
 
-from .loop import TCDInputError, run_steps
+from .loop import DEFAULT_GAMMA, TCDInputError, run_steps
 
-NUM_TRAIN_TIMESTEPS = 1000
-
+NUM_TRAIN_TIMESTEPS = 1000  # T, the training schedule's timesteps
+ORIGINAL_INFERENCE_STEPS = 50  # the distillation grid of the published TCD LoRAs (timesteps 19, 39, ..., 999)
 
 MAX_STEPS = NUM_TRAIN_TIMESTEPS  # the training grid has 1000 timesteps; the reference grid never holds more
 
@@ -31,7 +31,7 @@ def _int_in(value, lo, hi) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
-def check_grid(steps, denoise=1.0, original_inference_steps=50,
+def check_grid(steps, denoise=1.0, original_inference_steps=ORIGINAL_INFERENCE_STEPS,
                num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> Optional[str]:
     """None when the TCD grid holds ``steps`` at this denoise, else a message naming the value and the allowed range
     (the one rule for TCD Sampler, TCD Scheduler, the sweep and ``tcd_timesteps``; None skips a linked input)."""
@@ -54,7 +54,7 @@ def check_grid(steps, denoise=1.0, original_inference_steps=50,
     return None
 
 
-def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: int = 50,
+def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: int = ORIGINAL_INFERENCE_STEPS,
                   num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
     """The reference TCD timestep grid (paper Sec. 4.3; diffusers ``TCDScheduler.set_timesteps``).
 
@@ -97,7 +97,8 @@ def parse_timesteps(text, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> Opt
 
 
 def tcd_sigmas(sigma_table: torch.Tensor, steps: int, denoise: float = 1.0,
-               original_inference_steps: int = 50, timesteps: Optional[list[int]] = None) -> torch.Tensor:
+               original_inference_steps: int = ORIGINAL_INFERENCE_STEPS,
+               timesteps: Optional[list[int]] = None) -> torch.Tensor:
     """Sigmas of the reference TCD grid (or of custom ``timesteps``), ``sigma_table[t]`` for each, followed by 0."""
     ts = timesteps or tcd_timesteps(steps, denoise, original_inference_steps, num_train_timesteps=len(sigma_table))
     table = sigma_table.detach().float().cpu()
@@ -136,8 +137,8 @@ def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, 
     return x_s + noise * (sigma_prev ** 2 - sigma_s ** 2).clamp(min=0).sqrt()
 
 
-def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None, gamma=0.3,
-               gamma_end=None, sigma_table: Optional[torch.Tensor] = None,
+def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
+               gamma=DEFAULT_GAMMA, gamma_end=None, sigma_table: Optional[torch.Tensor] = None,
                first_denoised: Optional[torch.Tensor] = None,
                on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
     """Strategic stochastic sampling (paper Algorithm 4 / eq. 9-10) with the k-diffusion sampler signature.

@@ -173,14 +173,25 @@ class Host:
         return [value(nid)[slot] for nid, slot in wanted]
 
     def call(self, class_type: str, **inputs):
-        """Run one node's function directly (as the executor would), returning its output tuple."""
+        """Run one node directly (as the executor would: a V3 node's ``execute``, a V1 node's FUNCTION), returning
+        its output tuple."""
+        from comfy_api.latest import io
         cls = self.nodes.NODE_CLASS_MAPPINGS[class_type]
-        obj = cls()
-        fn = getattr(obj, cls.FUNCTION)
-        out = fn(**inputs)
-        if hasattr(out, "result"):  # V3 NodeOutput
-            out = out.result
-        return out
+        if issubclass(cls, io.ComfyNode):
+            return tuple(cls.execute(**inputs).result)
+        return getattr(cls(), cls.FUNCTION)(**inputs)
+
+    def input_specs(self, class_type: str) -> dict:
+        """{input name: (type, options)} of a node, required then optional, in order: from a V3 node's schema, from a
+        V1 node's INPUT_TYPES. A combo's type is its options list (V1) or 'COMBO' (V3)."""
+        from comfy_api.latest import io
+        cls = self.nodes.NODE_CLASS_MAPPINGS[class_type]
+        if issubclass(cls, io.ComfyNode):
+            inputs = cls.define_schema().inputs
+            return {i.id: (i.get_io_type(), i.as_dict()) for i in sorted(inputs, key=lambda i: bool(i.optional))}
+        spec = cls.INPUT_TYPES()
+        return {k: (v[0], v[1] if len(v) > 1 else {}) for part in ("required", "optional")
+                for k, v in spec.get(part, {}).items()}
 
 
 class PromptRejected(Exception):

@@ -282,7 +282,7 @@ def test_sweep_workflow_files_agree_and_validate(q):
     import json
     ui = json.loads((REPO / "workflows" / "tcd_gamma_sweep.json").read_text())
     api = json.loads((REPO / "workflows" / "api" / "tcd_gamma_sweep.json").read_text())
-    widget_types = ("INT", "FLOAT", "STRING", "BOOLEAN")
+    widget_types = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
     by_id = {n["id"]: n for n in ui["nodes"]}
     assert {str(i) for i, n in by_id.items() if n["type"] != "Note"} == set(api)
     for nid, n in by_id.items():
@@ -291,10 +291,8 @@ def test_sweep_workflow_files_agree_and_validate(q):
             continue
         a = api[str(nid)]
         assert a["class_type"] == n["type"]
-        spec = q.host.nodes.NODE_CLASS_MAPPINGS[n["type"]].INPUT_TYPES()
-        inputs = {**spec.get("required", {}), **spec.get("optional", {})}
         names = []
-        for name, (kind, *_) in inputs.items():
+        for name, (kind, _opts) in q.host.input_specs(n["type"]).items():
             if isinstance(kind, list) or kind in widget_types:
                 names += [name, "control after generate"] if name == "seed" else [name]
         values = n.get("widgets_values", [])
