@@ -192,8 +192,6 @@ class _LoraFileChecks:
         # again (and is read again); downstream changes (gamma, steps) never re-run this node.
         return _lora_signature(lora_name)
 
-    IS_CHANGED = fingerprint_inputs  # the V1 name, for callers written against the V1 node
-
 
 class TCDLoraLoader(_LoraFileChecks, io.ComfyNode):
     @classmethod
@@ -215,8 +213,6 @@ class TCDLoraLoader(_LoraFileChecks, io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, lora_name, strength_model, strength_clip) -> io.NodeOutput:
         return io.NodeOutput(*apply_tcd_lora(model, clip, lora_name, strength_model, strength_clip))
-
-    load_lora = execute  # the V1 name, as the host's own V3 nodes keep theirs
 
 
 class TCDLoraLoaderModelOnly(_LoraFileChecks, io.ComfyNode):

@@ -268,18 +268,19 @@ def test_graph_lora_changes_output_and_chains(host, base, pack):
     # downstream change (the sampler's seed): the file is not read again; a rewritten file is read again and changes
     # the result
     reads = pack.STATS["header_reads"]
-    sig = pack.TCDLoraLoader.IS_CHANGED(lora_name=a)
+    sig = pack.TCDLoraLoader.fingerprint_inputs(lora_name=a)
     again = run.latent(graph(host, [a], seed=2))
     assert pack.STATS["header_reads"] == reads
-    assert pack.TCDLoraLoader().load_lora(model, clip, a, 1.0, 1.0)[2]  # the node run again: still no read
+    assert host.call("TCDLoraLoader", model=model, clip=clip, lora_name=a, strength_model=1.0,
+                     strength_clip=1.0)[2]  # the node run again: still no read
     assert pack.STATS["header_reads"] == reads
-    assert pack.TCDLoraLoader.IS_CHANGED(lora_name=a) == sig
+    assert pack.TCDLoraLoader.fingerprint_inputs(lora_name=a) == sig
     assert (again - with_a).abs().max() > 1e-4  # the seed did change the sampling
     write(host, a, F.make_lora("kohya_ldm", model.model, clip.cond_stage_model, seed=23, scale=0.3, only=SMALL)[0])
     st = os.stat(host.models / "loras" / a)
     os.utime(host.models / "loras" / a, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert pack.TCDLoraLoader.IS_CHANGED(lora_name=a) != sig
-    rewritten = run.latent(graph(host, [a]))  # same executor, same inputs: IS_CHANGED makes the host re-run it
+    assert pack.TCDLoraLoader.fingerprint_inputs(lora_name=a) != sig
+    rewritten = run.latent(graph(host, [a]))  # same executor, same inputs: fingerprint_inputs makes the host re-run it
     assert pack.STATS["header_reads"] == reads + 1
     assert (rewritten - with_a).abs().max() > 1e-3
 
