@@ -1,6 +1,6 @@
 """The pack's one registration point: node classes, display names, and the host's sampler/scheduler names."""
 from .grid import TCDImageGrid
-from .host import register_host_names
+from .host_names import register_host_names
 from .lora import TCDLoraLoader, TCDLoraLoaderModelOnly
 from .sampling import TCDKSampler, TCDSampler, TCDSigmas
 from .sweep import TCDGammaSweep
