@@ -51,10 +51,10 @@ def _figures():
 def test_registry_name_and_folder_are_no_other_tcd_packs():
     name = pyproject_value("project", "name")
     assert PACK_NAME == name, "the test harness's folder is not the registry name"
-    assert REGISTRY_NAME.fullmatch(name) and len(name) < 100, f"{name!r} breaks the registry's node id rule"
-    assert "comfyui" not in name.lower(), "the registry asks node ids not to include 'ComfyUI'"
     taken = {n.lower() for reg, folder, _, _ in OTHER_TCD_PACKS.values() for n in (reg, folder)}
     assert name.lower() not in taken and PACK_NAME.lower() not in taken, f"{name!r} is another TCD pack's"
+    assert REGISTRY_NAME.fullmatch(name) and len(name) < 100, f"{name!r} breaks the registry's node id rule"
+    assert "comfyui" not in name.lower(), "the registry asks node ids not to include 'ComfyUI'"
     publisher, display = pyproject_value("tool.comfy", "PublisherId"), pyproject_value("tool.comfy", "DisplayName")
     assert publisher and publisher.lower() not in {p.lower() for _, _, p, _ in OTHER_TCD_PACKS.values()}
     assert display.lower() not in {d.lower() for _, _, _, d in OTHER_TCD_PACKS.values()}
