@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
-PACK = PACK_NAME  # the pack's folder name under custom_nodes on the test server ("comfyui-tcd")
+PACK = PACK_NAME  # the pack's folder name under custom_nodes on the test server (its registry name)
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 
 TEST_LORA = "tcd_test_lora_tiny_sdxl.safetensors"
