@@ -23,6 +23,7 @@ from ..samplers import (
     tcd_sigmas,
 )
 
+PACK = "tcd-exact"  # this pack's registry name ([project] name in pyproject.toml), as its log lines name it
 SAMPLER_NAME = "tcd"
 SCHEDULER_NAME = "tcd"
 # What newer hosts' empty-latent nodes add to a LATENT (v0.33.0: the VAE downscale ratios its zeros were sized for):

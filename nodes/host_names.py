@@ -27,9 +27,8 @@ import comfy.k_diffusion.sampling as k_sampling
 import comfy.samplers
 import folder_paths
 
-from .host import SAMPLER_NAME, SCHEDULER_NAME, sample_tcd_host, tcd_schedule
+from .host import PACK, SAMPLER_NAME, SCHEDULER_NAME, sample_tcd_host, tcd_schedule
 
-PACK = "tcd-exact"  # this pack's registry name ([project] name), as the log names it
 log = logging.getLogger(f"{PACK}.host_names")
 SAMPLER_ATTR = f"sample_{SAMPLER_NAME}"  # the attribute comfy.samplers.ksampler(name) reads when the sampler runs
 _named: set[str] = set()  # the other packs already named in the log
