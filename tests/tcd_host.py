@@ -59,15 +59,24 @@ def host_version(root: Path | None = None) -> str:
 
 
 DEFAULT_HOST_VERSION = "0.3.75"  # the embedded default host, whose frontend the README's pictures show
+DOCS_IMAGES_ENV = "TCD_DOCS_IMAGES"  # set only by scripts/docs-images.sh (make docs-images)
+_IMAGES: list[Path] = []
 
 
 def docs_images() -> Path:
-    """Where tests write pictures: docs/images on the default host (the README shows them), else a temp folder, so a
-    run on another host leaves the shipped pictures alone."""
-    version = host_version()
-    if version == DEFAULT_HOST_VERSION:
-        return REPO / "docs" / "images"
-    path = Path(tempfile.gettempdir()) / f"tcd-images-comfyui-{version}"
+    """Where tests write pictures: a temporary folder, so a test run never changes the repository; the folder in
+    $TCD_DOCS_IMAGES when ``make docs-images`` (scripts/docs-images.sh) runs the picture-taking tests on purpose to
+    redraw docs/images (the default host only: the pictures show its frontend)."""
+    target = os.environ.get(DOCS_IMAGES_ENV)
+    if target:
+        if host_version() != DEFAULT_HOST_VERSION:
+            raise RuntimeError(f"{DOCS_IMAGES_ENV} is set, but the docs' pictures are taken on ComfyUI "
+                               f"{DEFAULT_HOST_VERSION}, not {host_version()}")
+        path = Path(target)
+    else:
+        if not _IMAGES:
+            _IMAGES.append(Path(tempfile.mkdtemp(prefix="tcd-images-")))
+        path = _IMAGES[0]
     path.mkdir(parents=True, exist_ok=True)
     return path
 
