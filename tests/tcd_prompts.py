@@ -88,7 +88,6 @@ def custom_advanced_nodes(gamma, steps, cfg, denoise=1.0, latent=LATENT, seed=SE
     return nodes
 
 
-
 ENTRY_POINTS = ("TCDKSampler", "SamplerCustom", "SamplerCustomAdvanced", "KSampler tcd/tcd", "TCDGammaSweep")
 
 
@@ -106,6 +105,7 @@ def entry_point(path, gamma, steps, cfg, model=MODEL):
     if path == "TCDGammaSweep":
         return {"sw": gamma_sweep(", ".join(f"{g:g}" for g in gamma), steps, cfg, model=model)}, ["sw", 0]
     raise ValueError(f"path={path!r}: one of {ENTRY_POINTS}")
+
 
 def save_latent(source, prefix=None):
     """A SaveLatent of ``source`` ([node id, slot]) under a unique prefix (or ``prefix``)."""
