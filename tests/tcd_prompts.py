@@ -88,6 +88,25 @@ def custom_advanced_nodes(gamma, steps, cfg, denoise=1.0, latent=LATENT, seed=SE
     return nodes
 
 
+ENTRY_POINTS = ("TCDKSampler", "SamplerCustom", "SamplerCustomAdvanced", "KSampler tcd/tcd", "TCDGammaSweep")
+
+
+def entry_point(path, gamma, steps, cfg, model=MODEL):
+    """(nodes, output) of one TCD entry point (one of ``ENTRY_POINTS``) on the base graph's nodes; ``gamma``: a tuple
+    of gammas for TCDGammaSweep, unused by the stock KSampler (its sampler 'tcd' runs at gamma 0.3)."""
+    if path == "TCDKSampler":
+        return {"ks": tcd_ksampler(gamma, steps, cfg, model=model)}, ["ks", 0]
+    if path == "SamplerCustom":
+        return custom_nodes(gamma, steps, cfg, model=model), ["sample", 0]
+    if path == "SamplerCustomAdvanced":
+        return custom_advanced_nodes(gamma, steps, cfg, model=model), ["sample", 0]
+    if path == "KSampler tcd/tcd":
+        return {"ks": stock_ksampler(steps, cfg, model=model)}, ["ks", 0]
+    if path == "TCDGammaSweep":
+        return {"sw": gamma_sweep(", ".join(f"{g:g}" for g in gamma), steps, cfg, model=model)}, ["sw", 0]
+    raise ValueError(f"path={path!r}: one of {ENTRY_POINTS}")
+
+
 def save_latent(source, prefix=None):
     """A SaveLatent of ``source`` ([node id, slot]) under a unique prefix (or ``prefix``)."""
     return {"class_type": "SaveLatent", "inputs": {"samples": list(source),

@@ -4,9 +4,11 @@ tests build (seeded random weights, SDXL's exact key names) load through the hos
 Loaded by the host like any custom node (server tests) or imported after the host (in-process tests). Not shipped
 to users: it lives under tests/ and only the test harness points the host at it.
 """
+import comfy.sd1_clip
 import comfy.sdxl_clip
 import comfy.supported_models
 import comfy.supported_models_base
+import comfy.text_encoders.sd2_clip
 import torch
 
 TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
@@ -67,23 +69,27 @@ def init_weights(module: torch.nn.Module, seed: int) -> None:
 
 def build_checkpoint(path: str, seed: int = 0, v_prediction: bool = False) -> str:
     """Write a TinySDXL checkpoint (UNet, both text encoders, a TAESD-shaped VAE) with the host's own writer."""
+    state = {"v_pred": torch.tensor([])} if v_prediction else {}
+    return save_ddpm_checkpoint(path, TinySDXL(dict(TINY_UNET)), seed, state)
+
+
+def save_ddpm_checkpoint(path: str, cfg, seed: int, state: dict | None = None, tweak=None) -> str:
+    """Write the checkpoint of supported-model ``cfg`` (UNet from ``init_weights``, then ``tweak(unet)`` if given;
+    its text encoders; a TAESD-shaped VAE; ``state``'s extra keys) with the host's own writer."""
     import comfy.model_management
     import comfy.model_patcher
     import comfy.sd
-    import comfy.taesd.taesd
 
-    cfg = TinySDXL(dict(TINY_UNET))
-    state = {"v_pred": torch.tensor([])} if v_prediction else {}
+    state = state or {}
     model = cfg.get_model(state, device=torch.device("cpu"))
     init_weights(model.diffusion_model, seed)
+    if tweak is not None:
+        tweak(model.diffusion_model)
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=comfy.model_management.get_torch_device(),
                                                offload_device=torch.device("cpu"))
     clip = comfy.sd.CLIP(cfg.clip_target(), model_options={"dtype": torch.float32})
     init_weights(clip.cond_stage_model, seed + 1)
-    taesd = comfy.taesd.taesd.TAESD(latent_channels=4)
-    init_weights(taesd, seed + 2)
-    vae = comfy.sd.VAE(sd=taesd.state_dict())
-    comfy.sd.save_checkpoint(path, patcher, clip, vae, extra_keys=state)
+    comfy.sd.save_checkpoint(path, patcher, clip, tiny_vae(4, seed + 2), extra_keys=state)
     return path
 
 
@@ -187,6 +193,69 @@ def sd15_random_model(seed: int = 1):
     return comfy.model_patcher.ModelPatcher(base, load_device=comfy.model_management.get_torch_device(),
                                             offload_device=torch.device("cpu")), n
 
+
+
+# -- Small SD1.5- and SD2.x-shaped checkpoints (TCD's own LoRAs are TCD-SD15 and TCD-SD21-base) --------------------
+# SD1.5's and SD2's exact layout and key names (SD15_UNET's depths) at 32 channels, with a 3-layer CLIP-L-shaped
+# (32 wide) or OpenCLIP-H-shaped (48 wide) text encoder. The stock SD15 / SD20 classes need model_channels 320, so each
+# narrow model gets a test-only class deriving from the stock one, found only by its width; all else is the stock
+# class's (SD20: heads of 16 channels, as the stock 64 is wider than the narrow first level's 32).
+TINY_CLIP_H = {"hidden_size": 48, "intermediate_size": 96, "num_attention_heads": 2, "num_hidden_layers": 3,
+               "projection_dim": 48}
+TINY_SD15 = {**SD15_UNET, "model_channels": 32, "context_dim": TINY_CLIP["hidden_size"]}
+TINY_SD20 = {**TINY_SD15, "use_linear_in_transformer": True, "context_dim": TINY_CLIP_H["hidden_size"]}
+SD20_V_KEY = "output_blocks.11.1.transformer_blocks.0.norm1.bias"  # what the host's SD20 reads to tell 768-v
+
+
+class TinySD15ClipModel(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options=None, **kwargs):
+        super().__init__(device=device, dtype=dtype, model_options={
+            **(model_options or {}), "clip_l_model_config": TINY_CLIP}, **kwargs)
+
+
+class TinySD2ClipModel(comfy.text_encoders.sd2_clip.SD2ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options=None, **kwargs):
+        super().__init__(device=device, dtype=dtype, model_options={
+            **(model_options or {}), "clip_h_model_config": TINY_CLIP_H}, **kwargs)
+
+
+class TinySD15(comfy.supported_models.SD15):
+    """SD1.5 with model_channels 32 and a 32-wide CLIP-L; detected only by its narrow config."""
+    unet_config = {**comfy.supported_models.SD15.unet_config, "model_channels": 32,
+                   "context_dim": TINY_SD15["context_dim"], "in_channels": 4}
+
+    def clip_target(self, state_dict=None):
+        return comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, TinySD15ClipModel)
+
+
+class TinySD20(comfy.supported_models.SD20):
+    """SD2.x (base eps, or 768-v as the stock class tells it) with model_channels 32, heads of 16 and a 48-wide
+    OpenCLIP-H; detected only by its narrow config."""
+    unet_config = {**comfy.supported_models.SD20.unet_config, "model_channels": 32,
+                   "context_dim": TINY_SD20["context_dim"], "in_channels": 4}
+    unet_extra_config = {**comfy.supported_models.SD20.unet_extra_config, "num_head_channels": 16}
+
+    def clip_target(self, state_dict=None):
+        return comfy.supported_models_base.ClipTarget(comfy.text_encoders.sd2_clip.SD2Tokenizer, TinySD2ClipModel)
+
+
+for _tiny in (TinySD15, TinySD20):
+    if _tiny not in comfy.supported_models.models:
+        comfy.supported_models.models.insert(0, _tiny)
+
+
+def build_sd_checkpoint(path: str, family: str, seed: int = 0) -> str:
+    """Write a small SD1.5 (``sd15``), SD2.x-base (``sd20``) or SD2.x-768-v (``sd20-v``: the one norm bias the host's
+    SD20 reads set to a trained-looking spread) checkpoint with the host's own writer."""
+    if family not in ("sd15", "sd20", "sd20-v"):
+        raise ValueError(f"family={family!r}: one of sd15, sd20, sd20-v")
+    cfg = TinySD15(dict(TINY_SD15)) if family == "sd15" else TinySD20(dict(TINY_SD20))
+
+    @torch.no_grad()
+    def spread_v_bias(unet):
+        bias = unet.get_parameter(SD20_V_KEY)
+        bias.copy_(torch.rand(bias.shape, generator=torch.Generator().manual_seed(seed + 4)) - 0.5)
+    return save_ddpm_checkpoint(path, cfg, seed, tweak=spread_v_bias if family == "sd20-v" else None)
 
 # -- Small rectified-flow models: SD3-shaped (MMDiT) and Flux-shaped, with the real key names ----------------------
 # SD3: the host detects depth from the patch embedding (hidden = 64 * depth, heads = depth), so a depth-2 MMDiT is
