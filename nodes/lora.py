@@ -202,8 +202,9 @@ class TCDLoraLoader(_LoraFileChecks, io.ComfyNode):
                         "encoders, but only after checking that every module of the file maps to a weight of this "
                         "model with the right shape. A LoRA for another base (SD1.5 on SDXL, Flux on SD3.5), a "
                         "checkpoint or a truncated file is refused with a clear error instead of being half-applied. "
-                        "SD1.5, SDXL, SD3/SD3.5 and Flux; reads kohya, diffusers, PEFT and the other key formats the "
-                        "host maps; chain several loaders to stack LoRAs.",
+                        "SD1.5, SD2.x, SDXL, SD3/SD3.5, Flux, Qwen-Image, Wan 2.1 and Wan 2.2; reads kohya, "
+                        "diffusers, PEFT and the other key formats the host maps; chain several loaders to stack "
+                        "LoRAs.",
             inputs=_lora_inputs(with_clip=True),
             outputs=[io.Model.Output(tooltip=MODEL_TOOLTIP),
                      io.Clip.Output(tooltip="The text encoders with the LoRA's text-encoder part patched in "

@@ -41,6 +41,12 @@ def module_in_pack_folder(entry):
     entry["python_module"] = f"custom_nodes.{PACK_NAME}"
 
 
+def lora_families_listed(entry):
+    if "SD3/SD3.5 and Flux;" in entry.get("description", ""):
+        entry["description"] = entry["description"].replace(
+            "SD1.5, SDXL, SD3/SD3.5 and Flux;", "SD1.5, SD2.x, SDXL, SD3/SD3.5, Flux, Qwen-Image, Wan 2.1 and Wan 2.2;")
+
+
 def schema_flags(*names, aliases_none=False):
     def apply(entry):
         for name in names:
@@ -63,6 +69,8 @@ NAMED = [
                 "comfyui-tcd)",
      "the folder is the registry name, renamed so as not to collide with JettHu/ComfyUI-TCD (issue 16)",
      module_in_pack_folder),
+    (ALL_HOSTS, "Load TCD LoRA's description lists SD2.x, Qwen-Image and Wan 2.1 / 2.2 among the families it checks",
+     "the planner's family table has rows for them now (issue 18)", lora_families_listed),
     (("0.33.0",), "'dev_only': false, 'essentials_category', 'output_matchtypes', 'price_badge': null; "
                   "'search_aliases' [] becomes null",
      "v0.33.0's V3 node info lists these fields for every node (empty when unset)",
