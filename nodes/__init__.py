@@ -3,7 +3,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .experts import TCDTwoExpertSampler
 from .grid import TCDImageGrid
-from .host import register_host_names
+from .host_names import register_host_names
 from .lora import TCDLoraLoader, TCDLoraLoaderModelOnly
 from .sampling import TCDKSampler, TCDSampler, TCDSigmas
 from .sweep import TCDGammaSweep
