@@ -1,13 +1,15 @@
 """The pack's one registration point: every node, in one V3 extension, and the host's sampler/scheduler names."""
 from comfy_api.latest import ComfyExtension, io
 
+from .experts import TCDTwoExpertSampler
 from .grid import TCDImageGrid
 from .host_names import register_host_names
 from .lora import TCDLoraLoader, TCDLoraLoaderModelOnly
 from .sampling import TCDKSampler, TCDSampler, TCDSigmas
 from .sweep import TCDGammaSweep
 
-NODES = [TCDLoraLoader, TCDLoraLoaderModelOnly, TCDKSampler, TCDSampler, TCDSigmas, TCDGammaSweep, TCDImageGrid]
+NODES = [TCDLoraLoader, TCDLoraLoaderModelOnly, TCDKSampler, TCDSampler, TCDSigmas, TCDGammaSweep, TCDImageGrid,
+         TCDTwoExpertSampler]
 
 
 class TCDExtension(ComfyExtension):

@@ -56,6 +56,43 @@ def denoise_input() -> io.Float.Input:
                                   "diffusers' `strength`: it shortens the TCD grid. Must be above 0.")
 
 
+def seed_input() -> io.Int.Input:
+    return io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                        tooltip="Seed of the initial noise and of every step's fresh noise.")
+
+
+CFG_TOOLTIP = ("Classifier-free guidance scale. TCD LoRAs are distilled for 1.0 (the negative prompt is then ignored "
+               "and each step costs one model call); values above 1 double the calls.")
+
+
+def cfg_input(name="cfg", tooltip=CFG_TOOLTIP) -> io.Float.Input:
+    return io.Float.Input(name, default=1.0, min=CFG_RANGE[0], max=CFG_RANGE[1], step=0.1, round=0.01,
+                          tooltip=tooltip)
+
+
+def scheduler_input() -> io.Combo.Input:
+    return io.Combo.Input("scheduler", options=scheduler_names(), default=SCHEDULER_NAME,
+                          tooltip="'tcd' is the reference TCD timestep grid (999, 759, 499, 259 at 4 steps). The "
+                                  "host's schedulers are offered too; with them denoise follows the host's KSampler "
+                                  "rule.")
+
+
+def conditioning_inputs() -> list:
+    """positive, negative and latent_image, as TCD Sampler takes them."""
+    return [io.Conditioning.Input("positive", tooltip="What the image should show."),
+            io.Conditioning.Input("negative", tooltip="What to avoid; only used when cfg is not 1."),
+            io.Latent.Input("latent_image", tooltip="The latent to start from: Empty Latent Image for text to image, "
+                                                    "or an encoded image (noise masks are honoured).")]
+
+
+def check_scheduler(scheduler):
+    """None for a known scheduler name (or None), else a message listing them (validate_inputs turns off the host's
+    own list check, and v0.3.75 checks no V3 combo at all)."""
+    if scheduler is not None and scheduler not in scheduler_names():
+        return f"scheduler={scheduler!r} is not one of {scheduler_names()}"
+    return None
+
+
 def scheduler_names() -> list:
     """'tcd' first (the default), then the host's schedulers."""
     return [SCHEDULER_NAME] + [s for s in comfy.samplers.KSampler.SCHEDULERS if s != SCHEDULER_NAME]
@@ -78,22 +115,12 @@ class TCDKSampler(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="The model to sample with, normally a checkpoint with a TCD LoRA "
                                                 "applied."),
-                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
-                             tooltip="Seed of the initial noise and of every step's fresh noise."),
+                seed_input(),
                 steps_input(),
-                io.Float.Input("cfg", default=1.0, min=CFG_RANGE[0], max=CFG_RANGE[1], step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale. TCD LoRAs are distilled for 1.0 (the negative "
-                                       "prompt is then ignored and each step costs one model call); values above 1 "
-                                       "double the calls."),
+                cfg_input(),
                 gamma_input(),
-                io.Combo.Input("scheduler", options=scheduler_names(), default=SCHEDULER_NAME,
-                               tooltip="'tcd' is the reference TCD timestep grid (999, 759, 499, 259 at 4 steps). The "
-                                       "host's schedulers are offered too; with them denoise follows the host's "
-                                       "KSampler rule."),
-                io.Conditioning.Input("positive", tooltip="What the image should show."),
-                io.Conditioning.Input("negative", tooltip="What to avoid; only used when cfg is not 1."),
-                io.Latent.Input("latent_image", tooltip="The latent to start from: Empty Latent Image for text to "
-                                                        "image, or an encoded image (noise masks are honoured)."),
+                scheduler_input(),
+                *conditioning_inputs(),
                 denoise_input(),
             ],
             outputs=[io.Latent.Output(tooltip="The denoised latent (decode it with VAE Decode).")])
@@ -102,9 +129,7 @@ class TCDKSampler(io.ComfyNode):
     def validate_inputs(cls, steps=None, cfg=None, gamma=None, scheduler=None, denoise=None):
         # Naming an input here turns off the host's own min/max and list checks for it, so they are done here (NaN
         # too: the host's min/max check lets NaN through, and an unknown scheduler would only fail at run time).
-        if scheduler is not None and scheduler not in scheduler_names():
-            return f"scheduler={scheduler!r} is not one of {scheduler_names()}"
-        return (check_range(cfg, *CFG_RANGE, "cfg") or check_gamma(gamma)
+        return (check_scheduler(scheduler) or check_range(cfg, *CFG_RANGE, "cfg") or check_gamma(gamma)
                 or validate_grid(steps, denoise, ORIGINAL_INFERENCE_STEPS, scheduler))
 
     @classmethod
@@ -117,9 +142,10 @@ class TCDKSampler(io.ComfyNode):
                                          negative, latent_image))
 
 
-def run_sampler(model, seed, cfg, gamma, options: dict, sigmas, positive, negative, latent):
+def run_sampler(model, seed, cfg, gamma, options: dict, sigmas, positive, negative, latent, legs=None):
     """Sample like the host's KSampler (noise, batch indices, noise mask, previews, progress) with TCD at this gamma
-    (``options``: tcd_ksampler's first-step options)."""
+    (``options``: tcd_ksampler's first-step options). ``legs``: [(model, cfg, Leg)], run in order as one trajectory
+    with one noise stream, one host sampling call per leg (TCD Sampler (two experts)); ``model`` is the first leg's."""
     latent_image = host_latent(model, latent)
     if getattr(latent_image, "is_nested", False):
         raise TCDInputError("TCD samples one latent tensor; this latent is nested (several latents in one), "
@@ -128,11 +154,14 @@ def run_sampler(model, seed, cfg, gamma, options: dict, sigmas, positive, negati
     # and the sampler's step noise carries on from the same generator.
     stream = NoiseStream(seed)
     noise = stream.initial_noise(latent_image.shape, latent.get("batch_index")).to(latent_image.dtype)
-    sampler = tcd_ksampler(gamma, noise_stream=stream, **options)
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
-    samples = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent_image,
-                                         noise_mask=latent.get("noise_mask"), callback=callback,
-                                         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    for leg_model, leg_cfg, leg in legs or [(model, cfg, None)]:
+        # Every leg gets the whole schedule and the same initial noise (the host's inpainting blend reads it); a
+        # later leg starts from the latent the one before it handed over, and draws on from the same stream.
+        sampler = tcd_ksampler(gamma, noise_stream=stream, leg=leg, **options)
+        samples = comfy.sample.sample_custom(leg_model, noise, leg_cfg, sampler, sigmas, positive, negative,
+                                             latent_image, noise_mask=latent.get("noise_mask"), callback=callback,
+                                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     return output_latent(latent, samples)
 
 

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .loop import DEFAULT_GAMMA, run_steps
+from .loop import DEFAULT_GAMMA, Leg, run_steps
 from .tcd import NUM_TRAIN_TIMESTEPS, ORIGINAL_INFERENCE_STEPS, tcd_timesteps
 
 
@@ -62,8 +62,9 @@ def flow_tcd_sigmas(sigma_table: torch.Tensor, steps: int, denoise: float = 1.0,
 
 def sample_tcd_flow(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                     gamma=DEFAULT_GAMMA, gamma_end=None, first_denoised: Optional[torch.Tensor] = None,
-                    on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
-    """TCD on a rectified-flow model, with the k-diffusion sampler signature (see the module docstring)."""
+                    on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None, leg: Optional[Leg] = None):
+    """TCD on a rectified-flow model, with the k-diffusion sampler signature (see the module docstring); ``leg``:
+    only those steps (``loop.Leg``)."""
 
     def step(x, denoised, i, sigma, sigma_next, gamma_i, draw_noise):
         sigma_next = sigma_next.to(x.dtype)
@@ -74,4 +75,4 @@ def sample_tcd_flow(model, x, sigmas, extra_args=None, callback=None, disable=No
         return x
 
     return run_steps(model, x, sigmas, step, extra_args, callback, disable, noise_sampler, gamma, gamma_end,
-                     first_denoised, on_first_denoised)
+                     first_denoised, on_first_denoised, leg=leg)

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .loop import DEFAULT_GAMMA, TCDInputError, run_steps
+from .loop import DEFAULT_GAMMA, Leg, TCDInputError, run_steps
 
 NUM_TRAIN_TIMESTEPS = 1000  # T, the training schedule's timesteps
 ORIGINAL_INFERENCE_STEPS = 50  # the distillation grid of the published TCD LoRAs (timesteps 19, 39, ..., 999)
@@ -140,12 +140,13 @@ def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, 
 def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                gamma=DEFAULT_GAMMA, gamma_end=None, sigma_table: Optional[torch.Tensor] = None,
                first_denoised: Optional[torch.Tensor] = None,
-               on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
+               on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None, leg: Optional[Leg] = None):
     """Strategic Stochastic Sampling (paper: SSS) with the k-diffusion sampler signature.
 
     ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` (required) holds the
     training sigmas, sigma of timestep 0..T-1. Per-step noise: one draw per step while that step's gamma > 0, none
-    after the last step (see ``loop.run_steps`` for the noise stream, ``gamma_end`` and the first-step options).
+    after the last step (see ``loop.run_steps`` for the noise stream, ``gamma_end``, the first-step options and
+    ``leg``).
     """
     if sigma_table is None:
         raise TCDInputError("sample_tcd needs sigma_table, the model's training sigmas for timesteps 0..T-1")
@@ -165,5 +166,5 @@ def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, n
         return x
 
     return run_steps(model, x, sigmas, step, extra_args, callback, disable, noise_sampler, gamma, gamma_end,
-                     first_denoised, on_first_denoised,
+                     first_denoised, on_first_denoised, leg=leg,
                      where=lambda sigma: f"sigma {float(sigma):.4g} (timestep {timestep_from_sigma(sigma, table_cpu)})")

@@ -29,6 +29,11 @@ PROMPT_SDXL = ("a red fox sitting in a snowy birch forest at golden hour, soft r
                "35mm photograph")
 PROMPT_SD15 = "a cozy cabin by a mountain lake at dawn, mist over the water, detailed, photograph"
 NEGATIVE = "blurry, low quality, watermark"
+PROMPT_QWEN = ("a tiny noodle shop on a rainy night street in Hong Kong, a glowing neon sign that reads "
+               "\"TCD NOODLES\", reflections on the wet pavement, steam rising from the counter, cinematic photograph")
+PROMPT_WAN = ("a red fox trotting through fresh snow in a birch forest at sunrise, its breath steaming, the camera "
+              "tracking alongside at its height, soft golden light, cinematic")
+NEGATIVE_WAN = "static, blurry, low quality, watermark, subtitles, distorted limbs"
 
 GAMMA_NOTE = (
     "What to try with gamma (TCD's stochasticity; diffusers calls it eta):\n"
@@ -47,6 +52,17 @@ FLOW_GAMMA_NOTE = (
     "gamma on a flow model (SD3/SD3.5, Flux): each step jumps to the noise level (1 - gamma) x the next one and "
     "re-noises from there. 0.0 is the plain flow Euler step (sharpest, what these LoRAs are usually sampled with), "
     "1.0 is LCM-like (every step starts from fresh noise, softest). 0.2-0.4 keeps the detail and smooths artefacts.\n")
+
+LIGHTNING_GAMMA_NOTE = (
+    "gamma: each TCD step lands on (1 - gamma) x the next noise level and re-noises from there. 0.0 is the plain "
+    "flow Euler step (ComfyUI's own template samples these Lightning LoRAs with euler), 1.0 is LCM-like (every step "
+    "starts from fresh noise, softest); 0.2-0.4 keeps the detail and smooths artefacts. Keep the seed and change "
+    "only gamma to compare.\n")
+QWEN_REPO = "huggingface.co/Comfy-Org/Qwen-Image_ComfyUI"
+WAN22_REPO = "huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged"
+WAN21_REPO = "huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged"
+WAN22_LORA = "wan2.2_t2v_lightx2v_4steps_lora_v1.1_{}_noise.safetensors"
+WAN22_MODEL = "wan2.2_t2v_{}_noise_14B_fp8_scaled.safetensors"
 
 NOTES = {
     "tcd_sdxl_txt2img": (
@@ -107,6 +123,39 @@ NOTES = {
         "through the TCD sampler. Its authors sample it with the TCD scheduler at eta (our gamma) 1.0 and cfg 1, as "
         "here.\n\nWhat to try: raise steps to 2, 4 or 8 and lower gamma (0.3-0.5) for more detail. At 1 step gamma "
         "changes nothing (the single step ends on the clean prediction); it starts to matter from 2 steps.\n"),
+    "tcd_qwen_image_lightning": (
+        "TCD on Qwen-Image (1328x1328, 8 steps) with the Qwen-Image-Lightning 8-step LoRA\n\n"
+        "Files to download:\n"
+        f"1. qwen_image_fp8_e4m3fn.safetensors  ({QWEN_REPO}, split_files/diffusion_models)\n"
+        "   -> ComfyUI/models/diffusion_models/\n"
+        f"2. qwen_2.5_vl_7b_fp8_scaled.safetensors  ({QWEN_REPO}, split_files/text_encoders)\n"
+        "   -> ComfyUI/models/text_encoders/\n"
+        f"3. qwen_image_vae.safetensors  ({QWEN_REPO}, split_files/vae) -> ComfyUI/models/vae/\n"
+        "4. Qwen-Image-Lightning-8steps-V1.0.safetensors  (huggingface.co/lightx2v/Qwen-Image-Lightning)\n"
+        "   -> ComfyUI/models/loras/\n\n"
+        "As in ComfyUI's own Qwen-Image template: the LoRA at strength 1, cfg 1 (the negative prompt is then not "
+        "used) and ModelSamplingAuraFlow shift 3.1; the 'tcd' scheduler puts TCD's timestep grid on that shifted "
+        "schedule. Load TCD LoRA applies every module of the LoRA or refuses it, naming both families (a Flux LoRA "
+        "on Qwen-Image, say).\n\n" + LIGHTNING_GAMMA_NOTE),
+    "tcd_wan22_t2v_lightning": (
+        "TCD on Wan 2.2 A14B text to video (640x640, 81 frames, 4 steps) with the lightx2v 4-step LoRAs: both "
+        "experts in one TCD trajectory\n\n"
+        "Files to download:\n"
+        f"1. {WAN22_MODEL.format('high')} and\n   {WAN22_MODEL.format('low')}\n"
+        f"   ({WAN22_REPO}, split_files/diffusion_models) -> ComfyUI/models/diffusion_models/\n"
+        f"2. {WAN22_LORA.format('high')} and\n   {WAN22_LORA.format('low')}\n"
+        f"   ({WAN22_REPO}, split_files/loras) -> ComfyUI/models/loras/\n"
+        f"3. wan_2.1_vae.safetensors  ({WAN22_REPO}, split_files/vae) -> ComfyUI/models/vae/\n"
+        f"4. umt5_xxl_fp8_e4m3fn_scaled.safetensors  ({WAN21_REPO}, split_files/text_encoders)\n"
+        "   -> ComfyUI/models/text_encoders/\n\n"
+        "TCD Sampler (two experts) runs the high-noise model (with its LoRA) for the steps whose timestep is at "
+        "least boundary x 1000 (0.875, Wan 2.2 T2V's value) and the low-noise model for the rest: at 4 steps on "
+        "shift 5 that is steps 1-2 and 3-4, as in ComfyUI's own template, but as one TCD trajectory (one grid, one "
+        "noise stream, one seed). Each model is loaded for its own steps only. The 'experts' preview shows the "
+        "split. (Two KSamplerAdvanced with sampler 'tcd' are not one trajectory: the second starts TCD's step noise "
+        "afresh from its own seed.)\n"
+        "LoRAs at strength 1, cfg 1 on both models, ModelSamplingSD3 shift 5, as in ComfyUI's own template. The "
+        "video is saved as an animated WEBP at 16 fps.\n\n" + LIGHTNING_GAMMA_NOTE),
 }
 
 
@@ -279,6 +328,97 @@ def flow_txt2img(name):
     return {"nodes": nodes, "links": links}
 
 
+def qwen_lightning(name):
+    """Qwen-Image as ComfyUI's template runs it (diffusion model, text encoder, VAE, ModelSamplingAuraFlow 3.1) with the
+    Lightning 8-step LoRA through Load TCD LoRA and TCD Sampler."""
+    return {
+        "nodes": [
+            {"key": "note", "type": "Note", "pos": [40, 40], "size": [430, 560], "widgets": {"text": NOTES[name]}},
+            {"key": "unet", "type": "UNETLoader", "title": "Load Diffusion Model", "pos": [40, 650],
+             "size": [430, 100], "widgets": {"unet_name": "qwen_image_fp8_e4m3fn.safetensors"}},
+            {"key": "clip", "type": "CLIPLoader", "pos": [40, 810], "size": [430, 120],
+             "widgets": {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors", "type": "qwen_image"}},
+            {"key": "vae", "type": "VAELoader", "pos": [40, 990], "size": [430, 80],
+             "widgets": {"vae_name": "qwen_image_vae.safetensors"}},
+            {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [520, 40], "size": [420, 190],
+             "widgets": {"text": PROMPT_QWEN}},
+            {"key": "neg", "type": "CLIPTextEncode", "title": "Negative prompt (not used at cfg 1)",
+             "pos": [520, 290], "size": [420, 130], "widgets": {"text": ""}},
+            {"key": "latent", "type": "EmptySD3LatentImage", "pos": [520, 480], "size": [420, 110],
+             "widgets": {"width": 1328, "height": 1328, "batch_size": 1}},
+            {"key": "lora", "type": "TCDLoraLoaderModelOnly", "pos": [520, 650], "size": [420, 110],
+             "widgets": {"lora_name": "Qwen-Image-Lightning-8steps-V1.0.safetensors", "strength_model": 1.0}},
+            {"key": "shift", "type": "ModelSamplingAuraFlow", "pos": [520, 820], "size": [420, 60],
+             "widgets": {"shift": 3.1}},
+            {"key": "report", "type": "PreviewAny", "title": "TCD LoRA report", "pos": [520, 940], "size": [420, 170]},
+            {"key": "sampler", "type": "TCDKSampler", "pos": [990, 40], "size": [320, 290],
+             "widgets": {"seed": 42, "control_after_generate": "fixed", "steps": 8, "cfg": 1.0, "gamma": 0.3,
+                         "scheduler": "tcd", "denoise": 1.0}},
+            {"key": "decode", "type": "VAEDecode", "pos": [990, 390], "size": [210, 50]},
+            {"key": "save", "type": "SaveImage", "pos": [1360, 40], "size": [520, 580],
+             "widgets": {"filename_prefix": "TCD_QwenImage"}},
+        ],
+        "links": [
+            ["unet", "MODEL", "lora", "model"], ["lora", 1, "report", "source"], ["lora", "MODEL", "shift", "model"],
+            ["clip", "CLIP", "pos", "clip"], ["clip", "CLIP", "neg", "clip"],
+            ["shift", "MODEL", "sampler", "model"], ["pos", 0, "sampler", "positive"],
+            ["neg", 0, "sampler", "negative"], ["latent", 0, "sampler", "latent_image"],
+            ["sampler", 0, "decode", "samples"], ["vae", "VAE", "decode", "vae"], ["decode", 0, "save", "images"],
+        ],
+    }
+
+
+def wan22_lightning(name):
+    """Wan 2.2 A14B text to video as ComfyUI's template runs it with the lightx2v 4-step LoRAs (each expert: diffusion
+    model, LoRA, ModelSamplingSD3 5), both experts in TCD Sampler (two experts), saved as an animated WEBP."""
+    nodes = [
+        {"key": "note", "type": "Note", "pos": [40, 40], "size": [430, 760], "widgets": {"text": NOTES[name]}},
+        {"key": "clip", "type": "CLIPLoader", "pos": [40, 850], "size": [430, 120],
+         "widgets": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan"}},
+        {"key": "vae", "type": "VAELoader", "pos": [40, 1030], "size": [430, 80],
+         "widgets": {"vae_name": "wan_2.1_vae.safetensors"}},
+        {"key": "pos", "type": "CLIPTextEncode", "title": "Positive prompt", "pos": [520, 760], "size": [430, 190],
+         "widgets": {"text": PROMPT_WAN}},
+        {"key": "neg", "type": "CLIPTextEncode", "title": "Negative prompt (not used at cfg 1)", "pos": [520, 1010],
+         "size": [430, 130], "widgets": {"text": NEGATIVE_WAN}},
+        {"key": "latent", "type": "EmptyHunyuanLatentVideo", "pos": [1000, 760], "size": [400, 150],
+         "widgets": {"width": 640, "height": 640, "length": 81, "batch_size": 1}},
+        {"key": "sampler", "type": "TCDTwoExpertSampler", "pos": [1450, 40], "size": [340, 340],
+         "widgets": {"seed": 42, "control_after_generate": "fixed", "steps": 4, "cfg_high_noise": 1.0,
+                     "cfg_low_noise": 1.0, "gamma": 0.3, "boundary": 0.875, "scheduler": "tcd", "denoise": 1.0}},
+        {"key": "experts", "type": "PreviewAny", "title": "Which steps each expert ran", "pos": [1450, 440],
+         "size": [340, 170]},
+        {"key": "decode", "type": "VAEDecode", "pos": [1450, 670], "size": [210, 50]},
+        {"key": "save", "type": "SaveAnimatedWEBP", "pos": [1840, 40], "size": [520, 640],
+         "widgets": {"filename_prefix": "TCD_Wan22", "fps": 16.0, "lossless": False, "quality": 90,
+                     "method": "default"}},
+    ]
+    links = [
+        ["clip", "CLIP", "pos", "clip"], ["clip", "CLIP", "neg", "clip"],
+        ["pos", 0, "sampler", "positive"], ["neg", 0, "sampler", "negative"], ["latent", 0, "sampler", "latent_image"],
+        ["sampler", 1, "experts", "source"], ["sampler", 0, "decode", "samples"], ["vae", "VAE", "decode", "vae"],
+        ["decode", 0, "save", "images"],
+    ]
+    for row, expert in enumerate(("high", "low")):  # one row per expert: model -> LoRA (report) -> shift -> sampler
+        y = 40 + row * 360
+        nodes += [
+            {"key": f"unet_{expert}", "type": "UNETLoader", "title": f"Load Diffusion Model ({expert} noise)",
+             "pos": [520, y], "size": [430, 100], "widgets": {"unet_name": WAN22_MODEL.format(expert)}},
+            {"key": f"lora_{expert}", "type": "TCDLoraLoaderModelOnly", "pos": [520, y + 160], "size": [430, 110],
+             "widgets": {"lora_name": WAN22_LORA.format(expert), "strength_model": 1.0}},
+            {"key": f"shift_{expert}", "type": "ModelSamplingSD3", "pos": [1000, y], "size": [400, 60],
+             "widgets": {"shift": 5.0}},
+            {"key": f"report_{expert}", "type": "PreviewAny", "title": f"TCD LoRA report ({expert} noise)",
+             "pos": [1000, y + 120], "size": [400, 170]},
+        ]
+        links += [
+            [f"unet_{expert}", "MODEL", f"lora_{expert}", "model"], [f"lora_{expert}", 1, f"report_{expert}", "source"],
+            [f"lora_{expert}", "MODEL", f"shift_{expert}", "model"],
+            [f"shift_{expert}", "MODEL", "sampler", f"{expert}_noise_model"],
+        ]
+    return {"nodes": nodes, "links": links}
+
+
 SPECS = {
     "tcd_sdxl_txt2img": lambda n: sdxl_txt2img(n, "sd_xl_base_1.0.safetensors", "TCD-SDXL-LoRA.safetensors", 1024,
                                                PROMPT_SDXL, prefix="TCD_SDXL"),
@@ -291,6 +431,8 @@ SPECS = {
     "tcd_hyper_sd_1step": lambda n: sdxl_txt2img(n, "sd_xl_base_1.0.safetensors",
                                                  "Hyper-SDXL-1step-lora.safetensors", 1024, PROMPT_SDXL, steps=1,
                                                  gamma=1.0, prefix="TCD_HyperSD_1step"),
+    "tcd_qwen_image_lightning": qwen_lightning,
+    "tcd_wan22_t2v_lightning": wan22_lightning,
 }
 
 _BUILD = """async (spec) => {
@@ -341,7 +483,7 @@ def thumbnail(fe, path: Path, side=512):
     fe.page.wait_for_timeout(500)  # the canvas follows the window size on its next frame
     try:
         fe.fit((box["x"] + 20, box["y"] + 20, 1320 - box["x"] - box["width"] + 20,
-                1160 - box["y"] - box["height"] + 20), skip=("Note", "SaveImage", "PreviewAny"))
+                1160 - box["y"] - box["height"] + 20), skip=("Note", "SaveImage", "SaveAnimatedWEBP", "PreviewAny"))
         fe.page.wait_for_timeout(300)
         png = fe.page.screenshot(clip=box)
     finally:

@@ -174,11 +174,13 @@ def flow_reference_loop(sigmas: torch.Tensor, velocity, shape, gamma: float, see
 
 
 def flow_equations_reference(sigmas: torch.Tensor, velocity, shape, gammas, seed: int,
-                             image: torch.Tensor | None = None) -> torch.Tensor:
+                             image: torch.Tensor | None = None, step_noise=None) -> torch.Tensor:
     """The flow TCD step written again in float64 from the formulas (any gamma per step), with the same noise stream:
     eps = (x - (1-s_t) x0) / s_t; s' = (1-g) s_next; x' = (1-s') x0 + s' eps;
-    x_next = (1-s_next)/(1-s') x' + sqrt(s_next^2 - ((1-s_next) s'/(1-s'))^2) z (no z when s_next = 0)."""
+    x_next = (1-s_next)/(1-s') x' + sqrt(s_next^2 - ((1-s_next) s'/(1-s'))^2) z (no z when s_next = 0).
+    ``step_noise(i, gen)``: step i's z (default: the next draw of the one generator)."""
     gen = torch.Generator("cpu").manual_seed(seed)
+    step_noise = step_noise or (lambda i, g: torch.randn(tuple(shape), generator=g))
     noise = torch.randn(tuple(shape), generator=gen).double()
     s = sigmas.double()
     x = s[0] * noise if image is None else s[0] * noise + (1 - s[0]) * image.double()
@@ -190,7 +192,7 @@ def flow_equations_reference(sigmas: torch.Tensor, velocity, shape, gammas, seed
         x = (1 - sp) * x0 + sp * eps
         if g > 0 and sn > 0:
             a = (1 - sn) / (1 - sp)
-            x = a * x + torch.sqrt(sn ** 2 - (a * sp) ** 2) * torch.randn(tuple(shape), generator=gen).double()
+            x = a * x + torch.sqrt(sn ** 2 - (a * sp) ** 2) * step_noise(i, gen).double()
     return x
 
 

@@ -128,14 +128,20 @@ class ComfyServer:
     def build_asset(self, folder: str, name: str, builder: str, *args) -> str:
         """Write a test model file with ``tcd_test_models.<builder>(path, *args)`` into this server's models/<folder>
         (in a helper process with the host loaded, not the server); returns the file name."""
-        path = self.models / folder / name
-        if not path.exists():
+        return self.build_assets([(folder, name, builder, *args)])[0]
+
+    def build_assets(self, specs) -> list[str]:
+        """``build_asset`` for each (folder, name, builder, *args) of ``specs`` whose file is missing, all in one
+        helper process (each one starts the host); returns the file names."""
+        todo = [[str(self.models / folder / name), builder, list(args)] for folder, name, builder, *args in specs
+                if not (self.models / folder / name).exists()]
+        if todo:
             code = ("import sys, json; sys.path[:0]=[sys.argv[1], sys.argv[2]]; from tcd_host import get_host; "
                     "get_host(); import tcd_test_models as m; "
-                    "getattr(m, sys.argv[3])(sys.argv[4], *json.loads(sys.argv[5]))")
-            subprocess.run([sys.executable, "-c", code, str(REPO / "tests"), str(REPO), builder, str(path),
-                            json.dumps(list(args))], check=True, capture_output=True, timeout=300)
-        return name
+                    "[getattr(m, builder)(path, *args) for path, builder, args in json.loads(sys.argv[3])]")
+            subprocess.run([sys.executable, "-c", code, str(REPO / "tests"), str(REPO), json.dumps(todo)],
+                           check=True, capture_output=True, timeout=300)
+        return [name for _, name, *_ in specs]
 
     def build_checkpoint(self, seed: int = 0, v_prediction: bool = False) -> str:
         """Build a TinySDXL checkpoint into this server's checkpoints folder (in a helper process, not the server)."""

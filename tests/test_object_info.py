@@ -24,7 +24,7 @@ pytestmark = pytest.mark.server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PACK_NODES = ("TCDKSampler", "TCDSampler", "TCDSigmas", "TCDLoraLoader", "TCDLoraLoaderModelOnly", "TCDGammaSweep",
-              "TCDImageGrid")
+              "TCDImageGrid", "TCDTwoExpertSampler")
 ALL_HOSTS = ("0.3.75", "0.33.0")
 LORAS = "<the loras folder's files>"  # lora_name's options, whatever the shared server's loras folder holds now
 SEEN: list[str] = []  # the named differences this run found, for the summary

@@ -33,21 +33,30 @@ TEST_LORA = "tcd_test_lora_tiny_sdxl.safetensors"
 TEST_IMAGE = "tcd_test_input.png"
 SIDE = 64
 
-# File names users will have (public model names), per loader input.
+# File names users will have (public model names, as the host's own templates name them), per loader input.
 CLIPS = {"clip_g.safetensors", "clip_l.safetensors", "t5xxl_fp16.safetensors"}
+WAN22_MODELS = {f"wan2.2_t2v_{e}_noise_14B_fp8_scaled.safetensors": f"wan_{e}" for e in ("high", "low")}
+WAN22_LORAS = {f"wan2.2_t2v_lightx2v_4steps_lora_v1.1_{e}_noise.safetensors": f"wan_{e}" for e in ("high", "low")}
 PUBLIC_FILES = {
     "ckpt_name": {"sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors", "sd3.5_large.safetensors"},
     "lora_name": {"TCD-SDXL-LoRA.safetensors", "TCD-SD15-LoRA.safetensors", "Hyper-SDXL-1step-lora.safetensors",
-                  "Hyper-SD3-8steps-CFG-lora.safetensors", "Hyper-FLUX.1-dev-8steps-lora.safetensors"},
-    "unet_name": {"flux1-dev.safetensors"},
-    "vae_name": {"ae.safetensors"},
+                  "Hyper-SD3-8steps-CFG-lora.safetensors", "Hyper-FLUX.1-dev-8steps-lora.safetensors",
+                  "Qwen-Image-Lightning-8steps-V1.0.safetensors", *WAN22_LORAS},
+    "unet_name": {"flux1-dev.safetensors", "qwen_image_fp8_e4m3fn.safetensors", *WAN22_MODELS},
+    "vae_name": {"ae.safetensors", "qwen_image_vae.safetensors", "wan_2.1_vae.safetensors"},
     "clip_name1": CLIPS, "clip_name2": CLIPS, "clip_name3": CLIPS,
+    "clip_name": {"qwen_2.5_vl_7b_fp8_scaled.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors"},
     "image": {"example.png"},
 }
-# The flow workflows' public files -> the test files (the small models have no text encoder the host's loaders
-# accept, so the test swaps each prompt encoded by a CLIP loader for seeded test conditioning).
-FLOW_LORAS = {"Hyper-SD3-8steps-CFG-lora.safetensors": "sd3", "Hyper-FLUX.1-dev-8steps-lora.safetensors": "flux"}
-CLIP_LOADERS = {"TripleCLIPLoader", "DualCLIPLoader"}
+# The flow workflows' public files -> the test files (keys of test_files). The small models have no text encoder the
+# host's loaders accept, so the test swaps each prompt encoded by a CLIP loader for seeded test conditioning of the
+# width that loader's type gives its small model.
+FLOW_LORAS = {"Hyper-SD3-8steps-CFG-lora.safetensors": "sd3", "Hyper-FLUX.1-dev-8steps-lora.safetensors": "flux",
+              "Qwen-Image-Lightning-8steps-V1.0.safetensors": "qwen_image", **WAN22_LORAS}
+UNETS = {"flux1-dev.safetensors": "flux", "qwen_image_fp8_e4m3fn.safetensors": "qwen_image", **WAN22_MODELS}
+VAES = {"ae.safetensors": "vae16", "qwen_image_vae.safetensors": "wan_vae", "wan_2.1_vae.safetensors": "wan_vae"}
+CLIP_LOADERS = {"TripleCLIPLoader", "DualCLIPLoader", "CLIPLoader"}
+VIDEO_FRAMES = 5  # a rewritten EmptyHunyuanLatentVideo's length: 2 latent frames, 5 decoded
 
 # What each shipped workflow must hold: {class_type: {input: value}} (every node of that type must match).
 EXPECTED = {
@@ -88,6 +97,22 @@ EXPECTED = {
         "TCDLoraLoader": {"lora_name": "Hyper-SDXL-1step-lora.safetensors"},
         "TCDKSampler": {"steps": 1, "gamma": 1.0, "cfg": 1, "scheduler": "tcd", "denoise": 1},
         "SaveImage": {}},
+    "tcd_qwen_image_lightning": {
+        "UNETLoader": {"unet_name": "qwen_image_fp8_e4m3fn.safetensors"},
+        "CLIPLoader": {"clip_name": "qwen_2.5_vl_7b_fp8_scaled.safetensors", "type": "qwen_image"},
+        "VAELoader": {"vae_name": "qwen_image_vae.safetensors"},
+        "TCDLoraLoaderModelOnly": {"lora_name": "Qwen-Image-Lightning-8steps-V1.0.safetensors", "strength_model": 1},
+        "ModelSamplingAuraFlow": {"shift": 3.1},
+        "TCDKSampler": {"steps": 8, "gamma": 0.3, "cfg": 1, "scheduler": "tcd", "denoise": 1},
+        "EmptySD3LatentImage": {"width": 1328, "height": 1328}, "VAEDecode": {}, "SaveImage": {}},
+    "tcd_wan22_t2v_lightning": {
+        "CLIPLoader": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan"},
+        "VAELoader": {"vae_name": "wan_2.1_vae.safetensors"},
+        "ModelSamplingSD3": {"shift": 5},
+        "TCDTwoExpertSampler": {"steps": 4, "gamma": 0.3, "cfg_high_noise": 1, "cfg_low_noise": 1, "boundary": 0.875,
+                                "scheduler": "tcd", "denoise": 1},
+        "EmptyHunyuanLatentVideo": {"width": 640, "height": 640, "length": 81}, "VAEDecode": {},
+        "SaveAnimatedWEBP": {"fps": 16}},
 }
 
 # Frontend-only node types that never reach the server (allowed in the UI files, absent from the API copies).
@@ -142,25 +167,34 @@ def object_info(server):
 
 @pytest.fixture(scope="module")
 def test_files(server):
-    """The small test models (SDXL-, SD3- and Flux-shaped), a LoRA for each and a small PNG, in the server's
-    folders."""
+    """The small test models (SDXL-, SD3-, Flux-, Qwen-Image-shaped and two Wan-shaped experts), a LoRA for each (the
+    Qwen and Wan ones in Lightning's and lightx2v's spellings), a small Wan 2.1 VAE (Qwen-Image's VAE too) and a small
+    PNG, in the server's folders (built in one helper process)."""
     import torch
     from PIL import Image
 
     ckpt = server.build_checkpoint(0)
-    flow = {"sd3_ckpt": server.build_asset("checkpoints", "tiny_sd3_ckpt.safetensors", "build_flow_checkpoint", "sd3"),
-            "flux": server.build_asset("diffusion_models", "tiny_flux.safetensors", "build_flow_model", "flux"),
-            "vae16": server.build_asset("vae", "tiny_vae16.safetensors", "build_vae", 16)}
+    specs = {"sd3_ckpt": ("checkpoints", "tiny_sd3_ckpt.safetensors", "build_flow_checkpoint", "sd3"),
+             "flux": ("diffusion_models", "tiny_flux.safetensors", "build_flow_model", "flux"),
+             "qwen_image": ("diffusion_models", "tiny_qwen_image.safetensors", "build_flow_model", "qwen_image"),
+             "wan_high": ("diffusion_models", "tiny_wan_high.safetensors", "build_flow_model", "wan2.1", 0),
+             "wan_low": ("diffusion_models", "tiny_wan_low.safetensors", "build_flow_model", "wan2.1", 1),
+             "vae16": ("vae", "tiny_vae16.safetensors", "build_vae", 16),
+             "wan_vae": ("vae", "tiny_wan_vae.safetensors", "build_wan_vae"),
+             "lora": ("loras", TEST_LORA, "build_sdxl_lora"),
+             "lora_qwen_image": ("loras", "tcd_test_lora_tiny_qwen_image.safetensors", "build_flow_lora", "qwen_image",
+                                 7, "bare_ldm"),
+             **{f"lora_wan_{e}": ("loras", f"tcd_test_lora_tiny_wan_{e}.safetensors", "build_flow_lora", "wan2.1", seed,
+                                  "lightx2v") for seed, e in enumerate(("high", "low"), 7)}}
     for family in ("sd3", "flux"):
-        flow[f"lora_{family}"] = server.build_asset("loras", f"tcd_test_lora_tiny_{family}.safetensors",
-                                                    "build_flow_lora", family)
-    lora = server.build_asset("loras", TEST_LORA, "build_sdxl_lora")
+        specs[f"lora_{family}"] = ("loras", f"tcd_test_lora_tiny_{family}.safetensors", "build_flow_lora", family)
+    flow = dict(zip(specs, server.build_assets(list(specs.values())), strict=True))
     img = server.input / TEST_IMAGE
     if not img.exists():
         y, x = torch.meshgrid(torch.linspace(0, 1, SIDE), torch.linspace(0, 1, SIDE), indexing="ij")
         rgb = (torch.stack([x, y, 1 - x * y], -1) * 255).to(torch.uint8).numpy()
         Image.fromarray(rgb).save(img)
-    return {"ckpt": ckpt, "lora": lora, "image": TEST_IMAGE, **flow}
+    return {"ckpt": ckpt, "image": TEST_IMAGE, **flow}
 
 
 # -- the files themselves ------------------------------------------------------------------------------------------
@@ -198,13 +232,14 @@ def test_workflow_files(name, object_info):
 def rewrite_for_test(prompt: dict, files: dict, prefix: str) -> dict:
     """Public files -> the test model, LoRA and image; sizes (and sweep lengths) -> tiny; a unique output prefix."""
     p = copy.deepcopy(prompt)
-    clip_loaders = [nid for nid, n in p.items() if n["class_type"] in CLIP_LOADERS]
+    clip_loaders = {nid: n["inputs"].get("type", "") for nid, n in p.items() if n["class_type"] in CLIP_LOADERS}
     for nid in clip_loaders:
         del p[nid]
     for i, (nid, node) in enumerate(sorted(p.items())):
         clip = node["inputs"].get("clip")
         if node["class_type"] == "CLIPTextEncode" and isinstance(clip, list) and clip[0] in clip_loaders:
-            p[nid] = {"class_type": "TCDTestConditioning", "inputs": {"seed": i, "guidance": 3.5}}
+            p[nid] = {"class_type": "TCDTestConditioning",
+                      "inputs": {"seed": i, "guidance": 3.5, "clip_type": clip_loaders[clip[0]]}}
     for node in p.values():
         inputs, ct = node["inputs"], node["class_type"]
         if "ckpt_name" in inputs:
@@ -213,11 +248,13 @@ def rewrite_for_test(prompt: dict, files: dict, prefix: str) -> dict:
             family = FLOW_LORAS.get(inputs["lora_name"])
             inputs["lora_name"] = files[f"lora_{family}"] if family else files["lora"]
         if "unet_name" in inputs:
-            inputs["unet_name"] = files["flux"]
+            inputs["unet_name"] = files[UNETS[inputs["unet_name"]]]
         if "vae_name" in inputs:
-            inputs["vae_name"] = files["vae16"]
+            inputs["vae_name"] = files[VAES[inputs["vae_name"]]]
         if ct == "EmptySD3LatentImage":
             inputs.update(width=SIDE, height=SIDE, batch_size=1)
+        if ct == "EmptyHunyuanLatentVideo":
+            inputs.update(width=SIDE, height=SIDE, length=VIDEO_FRAMES, batch_size=1)
         if ct == "LoadImage":
             inputs["image"] = files["image"]
         if ct == "EmptyLatentImage":
@@ -258,7 +295,8 @@ def check_outputs(name, server, entry, prompt):
     assert entry["status"]["status_str"] == "success", f"{name}: {json.dumps(entry['status'])[:3000]}"
     import numpy as np
     from PIL import Image
-    saved = [node_id for node_id, n in prompt.items() if n["class_type"] in ("SaveImage", "PreviewImage")]
+    saved = [node_id for node_id, n in prompt.items()
+             if n["class_type"] in ("SaveImage", "PreviewImage", "SaveAnimatedWEBP")]
     assert saved, f"{name}: no node writes an image"
     for node_id in saved:
         images = entry["outputs"].get(node_id, {}).get("images", [])
@@ -268,18 +306,22 @@ def check_outputs(name, server, entry, prompt):
             path = folder / im["subfolder"] / im["filename"]
             with Image.open(path) as pic:
                 a = np.asarray(pic.convert("RGB"), dtype=np.float32)
+                if prompt[node_id]["class_type"] == "SaveAnimatedWEBP":  # one picture per decoded video frame
+                    assert getattr(pic, "n_frames", 1) == VIDEO_FRAMES, f"{name}: {path} has {pic.n_frames} frames"
             assert a.shape[0] >= 32 and a.shape[1] >= 32 and np.isfinite(a).all() and a.std() > 0.5, \
                 f"{name}: {path} is blank or tiny {a.shape}"
-            if name in EXPECTED and any(n["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage")
-                                        for n in prompt.values()):
+            if name in EXPECTED and any(n["class_type"] in ("EmptyLatentImage", "EmptySD3LatentImage",
+                                                            "EmptyHunyuanLatentVideo") for n in prompt.values()):
                 assert a.shape[:2] == (SIDE, SIDE), f"{name}: {path} is {a.shape}, the latent was {SIDE}x{SIDE}"
-    for node_id, n in prompt.items():  # the LoRA loader's report reaches the text preview
+    for node_id, n in prompt.items():  # each LoRA loader's report (and the experts' split) reaches its text preview
         source = n["inputs"].get("source")
-        if n["class_type"] == "PreviewAny" and isinstance(source, list) \
-                and prompt[source[0]]["class_type"].startswith("TCDLoraLoader"):
-            text = "".join(entry["outputs"][node_id]["text"])
-            lora = next(n["inputs"]["lora_name"] for n in prompt.values() if "lora_name" in n["inputs"])
-            assert lora in text, f"{name}: the preview shows {text!r}, not the LoRA report"
+        if n["class_type"] == "PreviewAny" and isinstance(source, list):
+            text, src = "".join(entry["outputs"][node_id]["text"]), prompt[source[0]]
+            if src["class_type"].startswith("TCDLoraLoader"):
+                assert src["inputs"]["lora_name"] in text, f"{name}: the preview shows {text!r}, not the LoRA report"
+            if src["class_type"] == "TCDTwoExpertSampler":
+                assert "steps 1-2 on the high-noise model" in text and "steps 3-4 on the low-noise model" in text, \
+                    f"{name}: the experts preview shows {text!r}"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -323,11 +365,22 @@ def test_template_list_and_thumbnails(server, frontend):
     page.evaluate("async () => await window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
     try:
         page.get_by_role("dialog").get_by_text(PACK, exact=True).last.click()
-        page.wait_for_function("(n) => Array.from(document.querySelectorAll('[role=dialog] img'))"
-                               ".filter(i => i.complete && i.naturalWidth > 0).length >= n", arg=len(NAMES),
-                               timeout=30_000)
-        cards = page.evaluate("() => Array.from(document.querySelectorAll('[role=dialog] img'))"
-                              ".map(i => [i.alt, i.naturalWidth])")
-        assert sorted(alt for alt, w in cards if w > 0) == NAMES, cards
+        # the grid renders the rows in view only (two rows of four on a 1600x900 window): scroll it down, collecting
+        # the cards in view once every thumbnail there has decoded (an img whose src is not set yet is 'complete' too)
+        imgs = "Array.from(document.querySelectorAll('[role=dialog] img'))"
+        page.wait_for_function(f"(names) => {imgs}.some(i => names.includes(i.alt) && i.naturalWidth > 0)",
+                               arg=NAMES, timeout=30_000)  # the pack's category is on show
+        shown, cards = set(), []
+        for _ in range(2 * len(NAMES)):
+            page.wait_for_function(f"() => {imgs}.every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
+            cards = page.evaluate(f"() => {imgs}.map(i => [i.alt, i.naturalWidth])")
+            shown |= {alt for alt, w in cards if w > 0}
+            if shown >= set(NAMES) or not page.evaluate(
+                    "() => { let moved = false; document.querySelectorAll('[role=dialog] *').forEach(e => { "
+                    "if (e.scrollHeight > e.clientHeight + 4 && e.scrollTop + e.clientHeight < e.scrollHeight - 1) "
+                    "{ e.scrollTop += e.clientHeight / 2; moved = true; } }); return moved; }"):
+                break
+            page.wait_for_timeout(300)
+        assert sorted(shown) == NAMES, (sorted(set(NAMES) - shown), cards)
     finally:
         page.keyboard.press("Escape")

@@ -387,6 +387,21 @@ def build_vae(path: str, latent_channels: int = 16, seed: int = 0) -> str:
     return path
 
 
+WAN_VAE_DIM = 4  # the small Wan 2.1 VAE's base width (the host reads it from decoder.head.0.gamma; the full one: 96)
+
+
+def build_wan_vae(path: str, seed: int = 0) -> str:
+    """Write a small Wan 2.1 VAE (the host's own WanVAE class and key names, found by its VAELoader as the Wan 2.1
+    VAE: 16 latent channels, 8x spatial and 4x temporal; what Qwen-Image's VAE is too), seeded weights."""
+    import comfy.ldm.wan.vae
+    import comfy.utils
+    vae = comfy.ldm.wan.vae.WanVAE(dim=WAN_VAE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                                   attn_scales=[], temperal_downsample=[False, True, True], dropout=0.0)
+    init_weights(vae, seed)
+    comfy.utils.save_torch_file(vae.state_dict(), path)
+    return path
+
+
 def build_flow_checkpoint(path: str, family: str = "sd3", seed: int = 0) -> str:
     """Write a checkpoint (model + 16-channel VAE, no text encoders, as SD3.5's own files) with the host's writer."""
     import comfy.model_management
@@ -445,9 +460,13 @@ def init_buffers(module: torch.nn.Module, seed: int) -> None:
             b.copy_((torch.rand(b.shape, generator=g) * 2 - 1) * 0.5)
 
 
+TEXT_DIMS = {"wan": WAN_TEXT_DIM}  # a CLIPLoader type -> its small model's text width (others: 48)
+
+
 class TCDTestConditioning:
     """Test-only: seeded random conditioning shaped for the small flow models (no text encoder needed); the text
-    width is the small models' 48 (SD3, Flux, Qwen-Image) unless given (Wan: ``WAN_TEXT_DIM``)."""
+    width is the small models' 48 (SD3, Flux, Qwen-Image) unless given (Wan: ``WAN_TEXT_DIM``), directly or as the
+    type of the CLIPLoader it stands in for (``clip_type``)."""
     CATEGORY = "_for_testing/tcd"
     FUNCTION = "make"
     RETURN_TYPES = ("CONDITIONING",)
@@ -457,9 +476,11 @@ class TCDTestConditioning:
         return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**31}),
                              "guidance": ("FLOAT", {"default": 3.5, "min": 0.0, "max": 100.0})},
                 "optional": {"context_dim": ("INT", {"default": FLOW_CONDITIONING["context_dim"], "min": 1,
-                                                     "max": 8192})}}
+                                                     "max": 8192}),
+                             "clip_type": ("STRING", {"default": ""})}}
 
-    def make(self, seed, guidance, context_dim=FLOW_CONDITIONING["context_dim"]):
+    def make(self, seed, guidance, context_dim=FLOW_CONDITIONING["context_dim"], clip_type=""):
+        context_dim = TEXT_DIMS.get(clip_type, context_dim)
         g = torch.Generator().manual_seed(seed)
         c = FLOW_CONDITIONING
         cond = torch.randn(1, c["tokens"], context_dim, generator=g)
@@ -485,12 +506,13 @@ def build_sdxl_lora(path: str, seed: int = 7) -> str:
     return path
 
 
-def build_flow_lora(path: str, family: str, seed: int = 7) -> str:
-    """A diffusers-named (``transformer.…lora_A/B``, as the Hyper-SD3/Hyper-FLUX files) LoRA for the small SD3/Flux
-    model, written by the tests' one LoRA writer (tcd_lora_files) from the host's own model layout."""
+def build_flow_lora(path: str, family: str, seed: int = 7, fmt: str = "diffusers") -> str:
+    """A LoRA for a small flow model in spelling ``fmt`` of tcd_lora_files.FLOW_FORMATS (default diffusers'
+    ``transformer.…lora_A/B``, as the Hyper-SD3/Hyper-FLUX files; Lightning's bare names: 'bare_ldm'; lightx2v's:
+    'lightx2v'), written by the tests' one LoRA writer from the host's own model layout."""
     import comfy.utils
 
     import tcd_lora_files
-    sd, _ = tcd_lora_files.make_flow_lora("diffusers", flow_base_model(family, 0), seed=seed)
+    sd, _ = tcd_lora_files.make_flow_lora(fmt, flow_base_model(family, 0), seed=seed)
     comfy.utils.save_torch_file(sd, path)
     return path
