@@ -309,6 +309,19 @@ def test_old_id_prompts_give_our_nodes_latents(server, name, old, asked):
 
 
 @pytest.mark.server
+def test_the_hosts_rewrite_needs_meta(server):
+    """What docs/other-packs.md says of the host (v0.33.0): its rewrite reads each replaced node's ``_meta`` and, where
+    a hand-built prompt has none, answers 500 (a KeyError in the host), and the server keeps serving."""
+    if host_version() not in REPLACING_HOSTS:
+        pytest.skip(f"ComfyUI {host_version()} rewrites nothing")
+    status, body = server.queue({**base_graph(server.build_checkpoint(0)), **dfl(0.3, 4),
+                                 "save": save_latent(("sample", 0))})
+    assert status == 500, (status, body)
+    assert "KeyError: '_meta'" in server.log.read_text()
+    assert server.get("/object_info/TCDSampler")
+
+
+@pytest.mark.server
 def test_sampler_tcd_euler_a_is_not_replaced(server):
     """The one node deliberately left out: a prompt with it is refused by name on every host, never run as TCD."""
     g = base_graph(server.build_checkpoint(0))

@@ -118,8 +118,14 @@ def test_other_pack_workflow_is_replaced_and_runs(name, server, frontend, model_
     for node_id, (_, new) in case["replaced"].items():
         assert live[str(node_id)]["type"] == new
         assert live[str(node_id)]["widgets"] == case["expected"][node_id], live[str(node_id)]
+    # both ends of every link: the graph's link table, and each replaced node's own output slots (what moving the
+    # node or editing its links reads)
     converted = frontend.graph_to_prompt()
     assert links(converted["workflow"]) == links(wf)
+    outputs = frontend.evaluate("(ids) => ids.map(i => window.app.graph.getNodeById(i).outputs"
+                                ".map(o => o.links || []))", list(case["replaced"]))
+    fixture_nodes = {n["id"]: n for n in wf["nodes"]}
+    assert outputs == [[o["links"] for o in fixture_nodes[i]["outputs"]] for i in case["replaced"]], outputs
     prompt = converted["output"]
     for node_id, (_, new) in case["replaced"].items():
         assert prompt[str(node_id)]["class_type"] == new
