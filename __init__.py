@@ -1,4 +1,4 @@
-"""ComfyUI-TCD: Trajectory Consistency Distillation sampling for ComfyUI, exact to diffusers' TCDScheduler."""
+"""TCD Exact (tcd-exact): Trajectory Consistency Distillation sampling for ComfyUI, exact to diffusers' TCDScheduler."""
 import importlib.util
 
 # Inside ComfyUI the pack is one V3 extension behind ``comfy_entrypoint`` (and nothing else: the host takes any

@@ -3,7 +3,7 @@ replacements for other TCD packs' nodes (where the host has them)."""
 from comfy_api.latest import ComfyExtension, io
 
 from .grid import TCDImageGrid
-from .host import register_host_names
+from .host_names import register_host_names
 from .lora import TCDLoraLoader, TCDLoraLoaderModelOnly
 from .replacements import register_replacements
 from .sampler_scheduler import TCDSamplerScheduler

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import inspect
 
-import comfy.k_diffusion.sampling as k_sampling
 import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
@@ -24,6 +23,7 @@ from ..samplers import (
     tcd_sigmas,
 )
 
+PACK = "tcd-exact"  # this pack's registry name ([project] name in pyproject.toml), as its log lines name it
 SAMPLER_NAME = "tcd"
 SCHEDULER_NAME = "tcd"
 # What newer hosts' empty-latent nodes add to a LATENT (v0.33.0: the VAE downscale ratios its zeros were sized for):
@@ -130,19 +130,3 @@ def schedule_sigmas(model, scheduler: str, steps: int, denoise: float) -> torch.
                                  denoise=denoise, model_options=model.model_options)
     return ks.sigmas.cpu()
 
-
-def register_host_names() -> dict:
-    """Add sampler 'tcd' and scheduler 'tcd' to the host's dropdowns, once; skip a name the host already has."""
-    done = {"sampler": False, "scheduler": False}
-    if SAMPLER_NAME not in comfy.samplers.KSAMPLER_NAMES and not hasattr(k_sampling, f"sample_{SAMPLER_NAME}"):
-        setattr(k_sampling, f"sample_{SAMPLER_NAME}", sample_tcd_host)
-        comfy.samplers.KSAMPLER_NAMES.append(SAMPLER_NAME)
-        if SAMPLER_NAME not in comfy.samplers.SAMPLER_NAMES:
-            comfy.samplers.SAMPLER_NAMES.append(SAMPLER_NAME)
-        done["sampler"] = True
-    if SCHEDULER_NAME not in comfy.samplers.SCHEDULER_HANDLERS:
-        comfy.samplers.SCHEDULER_HANDLERS[SCHEDULER_NAME] = comfy.samplers.SchedulerHandler(tcd_schedule, use_ms=True)
-        if SCHEDULER_NAME not in comfy.samplers.SCHEDULER_NAMES:
-            comfy.samplers.SCHEDULER_NAMES.append(SCHEDULER_NAME)
-        done["scheduler"] = True
-    return done

@@ -28,8 +28,9 @@ from ..lora_plan import (
 )
 from ..lora_plan import plan_lora as plan_from_data
 from ..lora_plan import read_header as read_safetensors_header
+from .host import PACK
 
-log = logging.getLogger("comfyui-tcd.lora")
+log = logging.getLogger(f"{PACK}.lora")
 HOST_CONVERT = "the host's comfy.lora_convert.convert_lora"
 
 __all__ = ["TE_PARTS", "Header", "TCDLoraError", "check_plan", "make_report", "log", "read_header", "plan_lora",

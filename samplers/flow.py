@@ -1,8 +1,10 @@
 """TCD's strategic stochastic sampling for rectified-flow models (SD3/SD3.5, Flux and other ``CONST`` models).
 
 A flow model's latent at noise level sigma in [0, 1] is ``x_sigma = (1 - sigma) * x0 + sigma * eps``. From the model's
-denoised prediction x0_hat at sigma_t, one step to sigma_next mirrors the DDPM sampler's eq. 9-10, with gamma scaling
-the noise level the jump lands on, as TCD's ``s = (1 - gamma) * t_prev`` does on the DDPM grid:
+denoised prediction x0_hat at sigma_t, one step to sigma_next is this pack's extension of the paper's Strategic
+Stochastic Sampling (SSS) to rectified flow, "flow SSS" below (the paper has no flow form): the DDPM sampler's
+jump and re-noise, with gamma scaling the noise level the jump lands on, as TCD's ``s = (1 - gamma) * t_prev`` does
+on the DDPM grid:
 
     eps_hat  = (x_t - (1 - sigma_t) * x0_hat) / sigma_t
     sigma_s  = (1 - gamma) * sigma_next
@@ -30,17 +32,17 @@ def flow_predict_noise(x: torch.Tensor, denoised: torch.Tensor, sigma) -> torch.
 
 
 def flow_strategic_sigma(sigma_next, gamma: float):
-    """sigma_s = (1 - gamma) * sigma_next: the noise level the jump lands on (flow form of paper eq. 9's s)."""
+    """sigma_s = (1 - gamma) * sigma_next: the noise level the jump lands on (flow SSS)."""
     return (1.0 - gamma) * sigma_next
 
 
 def flow_jump(denoised: torch.Tensor, eps: torch.Tensor, sigma_s) -> torch.Tensor:
-    """x_s = (1 - sigma_s) * x0_hat + sigma_s * eps_hat: the deterministic move along the flow (paper eq. 9)."""
+    """x_s = (1 - sigma_s) * x0_hat + sigma_s * eps_hat: the deterministic jump along the flow (flow SSS)."""
     return (1.0 - sigma_s) * denoised + sigma_s * eps
 
 
 def flow_renoise(x_s: torch.Tensor, sigma_s, sigma_next, noise: torch.Tensor) -> torch.Tensor:
-    """x_next = (1-s_next)/(1-s') x' + sqrt(s_next^2 - ((1-s_next) s'/(1-s'))^2) z: forward re-noise (paper eq. 10)."""
+    """x_next = (1-s_next)/(1-s') x' + sqrt(s_next^2 - ((1-s_next) s'/(1-s'))^2) z: forward re-noise (flow SSS)."""
     keep = (1.0 - sigma_next) / (1.0 - sigma_s)
     std = (torch.as_tensor(sigma_next) ** 2 - (keep * sigma_s) ** 2).clamp(min=0).sqrt()
     return keep * x_s + std * noise

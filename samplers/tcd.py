@@ -3,11 +3,11 @@
 Notation. The model was trained on a discrete DDPM schedule of ``T = 1000`` timesteps with cumulative
 products ``alpha_bar_t``.  ComfyUI works in "sigma space": ``sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t)``
 and the latent ``x = x_ddpm / sqrt(alpha_bar_t)``, so that ``x = x0 + sigma_t * eps``.  In that space the
-paper's strategic stochastic sampling (SSS, Algorithm / eq. 9-10 of the paper) becomes
+paper's Strategic Stochastic Sampling (SSS, the paper's section of that name) becomes
 
     eps_hat   = (x_t - x0_hat) / sigma_t                      (noise implied by the model's x0 prediction)
-    x_s       = x0_hat + sigma_s * eps_hat,  s = floor((1 - gamma) * t_prev)   (deterministic jump, eq. 9)
-    x_t_prev  = x_s + sqrt(sigma_t_prev^2 - sigma_s^2) * z,    z ~ N(0, I)      (forward re-noising, eq. 10)
+    x_s       = x0_hat + sigma_s * eps_hat,  s = floor((1 - gamma) * t_prev)   (SSS: deterministic jump)
+    x_t_prev  = x_s + sqrt(sigma_t_prev^2 - sigma_s^2) * z,    z ~ N(0, I)      (SSS: forward re-noising)
 
 which is algebraically identical to the reference ``TCDScheduler.step`` in DDPM space.  The functions here take
 the training sigmas (``sigma_table[t]`` for t = 0..T-1) as an argument; they never import the host.
@@ -56,7 +56,7 @@ def check_grid(steps, denoise=1.0, original_inference_steps=ORIGINAL_INFERENCE_S
 
 def tcd_timesteps(steps: int, denoise: float = 1.0, original_inference_steps: int = ORIGINAL_INFERENCE_STEPS,
                   num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> list[int]:
-    """The reference TCD timestep grid (paper Sec. 4.3; diffusers ``TCDScheduler.set_timesteps``).
+    """The reference TCD timestep grid (diffusers ``TCDScheduler.set_timesteps``, with the paper's skipping step k).
 
     The distillation grid is ``k*i - 1`` for ``i = 1 .. int(original_inference_steps * denoise)`` with skipping step
     ``k = num_train_timesteps // original_inference_steps``; ``steps`` indices are taken evenly from it, high to low.
@@ -115,7 +115,7 @@ def timestep_from_sigma(sigma: float, sigma_table: torch.Tensor) -> int:
 
 
 def strategic_timestep(t_prev: int, gamma: float) -> int:
-    """s = floor((1 - gamma) * t_prev), the intermediate timestep of SSS (paper eq. 9).
+    """s = floor((1 - gamma) * t_prev), the intermediate timestep (paper: SSS).
 
     Evaluated in float32 like the reference (an integer tensor times a Python float), so ties round identically.
     """
@@ -123,17 +123,17 @@ def strategic_timestep(t_prev: int, gamma: float) -> int:
 
 
 def predict_noise(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """eps_hat = (x_t - x0_hat) / sigma_t: the noise implied by the denoised prediction (paper eq. 4 rearranged)."""
+    """eps_hat = (x_t - x0_hat) / sigma_t: the noise implied by the denoised prediction (x_t = x0 + sigma_t eps)."""
     return (x - denoised) / sigma
 
 
 def trajectory_jump(denoised: torch.Tensor, eps: torch.Tensor, sigma_s: torch.Tensor) -> torch.Tensor:
-    """x_s = x0_hat + sigma_s * eps_hat: the deterministic move along the PF-ODE trajectory to time s (paper eq. 9)."""
+    """x_s = x0_hat + sigma_s * eps_hat: the deterministic jump along the PF-ODE to time s (paper: SSS)."""
     return denoised + eps * sigma_s
 
 
 def renoise(x_s: torch.Tensor, sigma_s: torch.Tensor, sigma_prev: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """x_t_prev = x_s + sqrt(sigma_prev^2 - sigma_s^2) * z: forward diffusion from s up to t_prev (paper eq. 10)."""
+    """x_t_prev = x_s + sqrt(sigma_prev^2 - sigma_s^2) * z: forward diffusion from s up to t_prev (paper: SSS)."""
     return x_s + noise * (sigma_prev ** 2 - sigma_s ** 2).clamp(min=0).sqrt()
 
 
@@ -141,7 +141,7 @@ def sample_tcd(model, x, sigmas, extra_args=None, callback=None, disable=None, n
                gamma=DEFAULT_GAMMA, gamma_end=None, sigma_table: Optional[torch.Tensor] = None,
                first_denoised: Optional[torch.Tensor] = None,
                on_first_denoised: Optional[Callable[[torch.Tensor], None]] = None):
-    """Strategic stochastic sampling (paper Algorithm 4 / eq. 9-10) with the k-diffusion sampler signature.
+    """Strategic Stochastic Sampling (paper: SSS) with the k-diffusion sampler signature.
 
     ``model(x, sigma, **extra_args)`` returns the denoised prediction x0_hat.  ``sigma_table`` (required) holds the
     training sigmas, sigma of timestep 0..T-1. Per-step noise: one draw per step while that step's gamma > 0, none

@@ -14,16 +14,21 @@ while [ $# -gt 0 ]; do
   esac
 done
 extra=()
+# the pack's folder under custom_nodes: its registry name, [project] name in pyproject.toml (as the README installs it)
+PACK="$(sed -n '/^\[project\]/,/^\[/s/^name = "\([^"]*\)"$/\1/p' "$ROOT/pyproject.toml")"
 if [ "$HOST_KIND" = user ]; then
   RUNPY="$USER_PY"
   mkdir -p "$HOST/custom_nodes"
-  [ -e "$HOST/custom_nodes/comfyui-tcd" ] || ln -s "$ROOT" "$HOST/custom_nodes/comfyui-tcd"
+  old="$HOST/custom_nodes/comfyui-tcd"  # this checkout's link under the pack's former folder name: two copies would load
+  if [ -L "$old" ] && [ "$(readlink -f "$old")" = "$ROOT" ]; then rm "$old"; fi
+  [ -e "$HOST/custom_nodes/$PACK" ] || ln -s "$ROOT" "$HOST/custom_nodes/$PACK"
 else
   ensure_host_env
   RUNPY="$VENV/bin/python"
   nodes_dir="$CACHE/serve-custom-nodes"
-  mkdir -p "$nodes_dir"; ln -sfn "$ROOT" "$nodes_dir/comfyui-tcd"
-  printf 'comfyui_tcd:\n  base_path: %s\n  custom_nodes: serve-custom-nodes\n' "$CACHE" > "$CACHE/serve-paths.yaml"
+  mkdir -p "$nodes_dir"; find "$nodes_dir" -maxdepth 1 -type l ! -name "$PACK" -delete  # only this pack's link
+  ln -sfn "$ROOT" "$nodes_dir/$PACK"
+  printf 'tcd_serve:\n  base_path: %s\n  custom_nodes: serve-custom-nodes\n' "$CACHE" > "$CACHE/serve-paths.yaml"
   extra+=(--extra-model-paths-config "$CACHE/serve-paths.yaml")
 fi
 "$RUNPY" -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null || extra+=(--cpu)

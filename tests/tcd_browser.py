@@ -33,7 +33,7 @@ _INSTALL = """() => {
   if (window.__tcd) return true;
   window.__tcd = {missing: null};
   window.app.registerExtension({
-    name: "comfyui-tcd.tests",
+    name: "tcd-exact.tests",
     afterConfigureGraph(missing) {
       window.__tcd.missing = (missing || []).map(m => typeof m === "string" ? m : (m.type || JSON.stringify(m)));
     },

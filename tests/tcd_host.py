@@ -8,13 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACK_NAME = "comfyui-tcd"
+
+
+def pyproject_value(section: str, key: str) -> str:
+    """A string ``key = "..."`` of a [section] in the pack's pyproject.toml (Python 3.10 has no tomllib)."""
+    text = (REPO / "pyproject.toml").read_text()
+    return re.search(rf'^\[{re.escape(section)}\]\n(?:[^\[].*\n|\n)*?{key} = "([^"]*)"', text, re.M)[1]
+
+
+PACK_NAME = pyproject_value("project", "name")  # the pack's folder under custom_nodes: its registry name, as in README
+
+
+def custom_node_folders(workdir: Path, before=(), after=()) -> list[Path]:
+    """The custom_nodes folders of a test host, in load order: a folder with this pack and tests/tcd_test_models
+    (symlinks), and one folder of its own for each other pack (a folder) loaded ``before`` / ``after`` them (the host
+    loads custom_nodes folders one after the other, each in os.listdir order)."""
+    packs = ([(f"custom_nodes_before_{i}", {Path(p).name: Path(p)}) for i, p in enumerate(before)]
+             + [("custom_nodes", {PACK_NAME: REPO, "tcd_test_models": REPO / "tests" / "tcd_test_models"})]
+             + [(f"custom_nodes_after_{i}", {Path(p).name: Path(p)}) for i, p in enumerate(after)])
+    folders = []
+    for folder, links in packs:
+        (workdir / folder).mkdir(exist_ok=True)
+        for name, target in links.items():
+            if not (workdir / folder / name).exists():
+                (workdir / folder / name).symlink_to(target, target_is_directory=True)
+        folders.append(workdir / folder)
+    return folders
 
 
 def host_root() -> Path | None:
@@ -26,7 +52,6 @@ def host_root() -> Path | None:
 
 def host_version(root: Path | None = None) -> str:
     """The ComfyUI version of the host tree (its comfyui_version.py), e.g. '0.3.75'."""
-    import re
     root = root or host_root()
     text = (root / "comfyui_version.py").read_text() if root and (root / "comfyui_version.py").exists() else ""
     m = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", text)
@@ -34,15 +59,24 @@ def host_version(root: Path | None = None) -> str:
 
 
 DEFAULT_HOST_VERSION = "0.3.75"  # the embedded default host, whose frontend the README's pictures show
+DOCS_IMAGES_ENV = "TCD_DOCS_IMAGES"  # set only by scripts/docs-images.sh (make docs-images)
+_IMAGES: list[Path] = []
 
 
 def docs_images() -> Path:
-    """Where tests write pictures: docs/images on the default host (the README shows them), else a temp folder, so a
-    run on another host leaves the shipped pictures alone."""
-    version = host_version()
-    if version == DEFAULT_HOST_VERSION:
-        return REPO / "docs" / "images"
-    path = Path(tempfile.gettempdir()) / f"tcd-images-comfyui-{version}"
+    """Where tests write pictures: a temporary folder, so a test run never changes the repository; the folder in
+    $TCD_DOCS_IMAGES when ``make docs-images`` (scripts/docs-images.sh) runs the picture-taking tests on purpose to
+    redraw docs/images (the default host only: the pictures show its frontend)."""
+    target = os.environ.get(DOCS_IMAGES_ENV)
+    if target:
+        if host_version() != DEFAULT_HOST_VERSION:
+            raise RuntimeError(f"{DOCS_IMAGES_ENV} is set, but the docs' pictures are taken on ComfyUI "
+                               f"{DEFAULT_HOST_VERSION}, not {host_version()}")
+        path = Path(target)
+    else:
+        if not _IMAGES:
+            _IMAGES.append(Path(tempfile.mkdtemp(prefix="tcd-images-")))
+        path = _IMAGES[0]
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -64,7 +98,9 @@ class Server:
 
 
 class Host:
-    def __init__(self, root: Path, workdir: Path):
+    def __init__(self, root: Path, workdir: Path, before=(), after=()):
+        """The host in this process, with this pack and, for ``before`` / ``after``, other packs loaded before /
+        after it (see custom_node_folders)."""
         self.root, self.workdir = root, workdir
         sys.path.insert(0, str(root))
         # As main.py does first: import the host's `utils` package before nodes.py puts comfy/ at the front of
@@ -80,13 +116,10 @@ class Host:
         for kind in ("checkpoints", "loras", "diffusion_models"):
             (self.models / kind).mkdir(parents=True, exist_ok=True)
             folder_paths.add_model_folder_path(kind, str(self.models / kind), is_default=True)
-        self.custom = workdir / "custom_nodes"
-        self.custom.mkdir(exist_ok=True)
-        for name, target in ((PACK_NAME, REPO), ("tcd_test_models", REPO / "tests" / "tcd_test_models")):
-            link = self.custom / name
-            if not link.exists():
-                link.symlink_to(target, target_is_directory=True)
-        folder_paths.add_model_folder_path("custom_nodes", str(self.custom), is_default=True)
+        folders = custom_node_folders(workdir, before, after)
+        self.custom = folders[len(before)]
+        for folder in reversed(folders):  # each goes to the front: the list ends in load order
+            folder_paths.add_model_folder_path("custom_nodes", str(folder), is_default=True)
         self.output = workdir / "output"
         self.output.mkdir(exist_ok=True)
         folder_paths.set_output_directory(str(self.output))

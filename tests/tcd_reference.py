@@ -128,6 +128,17 @@ def host_reference(host, ckpt, gamma, steps, cfg, denoise, prediction_type="epsi
                                       sigmas, pos, neg, latent, seed=seed)
 
 
+def simple_tail_sigmas(table: torch.Tensor, steps: int, denoise: float = 1.0) -> torch.Tensor:
+    """A JettHu-style grid, a known near miss (JettHu/ComfyUI-TCD builds its sigmas this way): the host's ``simple``
+    schedule over n = int(steps / denoise) steps (every len(table) / n-th training sigma from the top, then 0), of
+    which the last steps + 1 are kept. At 4 steps: timesteps 999, 749, 499, 249 where TCD's grid is 999, 759, 499, 259.
+    """
+    n = int(steps / denoise)
+    stride = len(table) / n
+    full = [float(table[-(1 + int(i * stride))]) for i in range(n)] + [0.0]
+    return torch.tensor(full[-(steps + 1):])
+
+
 def to_sigma_space(x_ddpm: torch.Tensor, scheduler: TCDScheduler, t: int) -> torch.Tensor:
     return x_ddpm / scheduler.alphas_cumprod[t].sqrt()
 

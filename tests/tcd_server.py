@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from tcd_host import PACK_NAME, REPO, host_root
+from tcd_host import REPO, custom_node_folders, host_root
 
 
 def free_port() -> int:
@@ -29,7 +29,8 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, workdir: Path | None = None):
+    def __init__(self, workdir: Path | None = None, before=(), after=()):
+        """A server with this pack and, for ``before`` / ``after``, other packs (folders) loaded before / after it."""
         self.root = host_root()
         if self.root is None:
             raise RuntimeError("COMFYUI_PATH is not set to a ComfyUI tree: run the tests with scripts/test.sh")
@@ -41,14 +42,10 @@ class ComfyServer:
         self.output = self.workdir / "output"
         self.input.mkdir(exist_ok=True)
         self.output.mkdir(exist_ok=True)
-        custom = self.workdir / "custom_nodes"
-        custom.mkdir(exist_ok=True)
-        for name, target in ((PACK_NAME, REPO), ("tcd_test_models", REPO / "tests" / "tcd_test_models")):
-            if not (custom / name).exists():
-                (custom / name).symlink_to(target, target_is_directory=True)
+        custom = "".join(f"\n    {folder.name}" for folder in custom_node_folders(self.workdir, before, after))
         self.yaml = self.workdir / "extra_model_paths.yaml"
-        self.yaml.write_text(
-            f"tcd_tests:\n  base_path: {self.workdir}\n  custom_nodes: custom_nodes\n"
+        self.yaml.write_text(  # the host loads the custom_nodes folders in the yaml's order
+            f"tcd_tests:\n  base_path: {self.workdir}\n  custom_nodes: |{custom}\n"
             f"  checkpoints: models/checkpoints\n  loras: models/loras\n  diffusion_models: models/diffusion_models\n"
             f"  vae: models/vae\n")
         self.port = free_port()

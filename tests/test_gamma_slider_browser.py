@@ -6,7 +6,8 @@ LiteGraph API in the page, as a user could with the mouse), so the server's mode
 normal run, the queue mode is switched to "Run (On Change)" in the Run button's mode menu and gamma is dragged with the
 mouse on TCD Sampler's slider: each release runs the prompt by itself, with the new gamma, in steps - 1 model calls
 (the pack's first-step cache), and the image on the SaveImage node changes; dragging back to 0.3 brings back the first
-image, pixel for pixel. A strip of UI pictures (gamma 0, 0.3, 0.6, 1) goes to gamma_slider_strip.png in docs_images().
+image, pixel for pixel. A strip of UI pictures (gamma 0, 0.3, 0.6, 1) goes to gamma_slider_strip.png in docs_images()
+(a temporary folder; docs/images under ``make docs-images``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import tcd_figures
 from tcd_host import docs_images
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
@@ -32,6 +34,12 @@ STEPS = 4
 # SaveImage sit right of the side bar and under the top bars.
 VIEW = (1.0, (-880, 110))
 EMPTY = (1700, 700)  # a point of the graph with no node on it (where the mouse rests for the pictures)
+FIGURES = []
+
+
+@tcd_figures.reporter("GAMMA SLIDER in the frontend (tests/test_gamma_slider_browser.py)")
+def report():
+    return FIGURES
 
 
 @pytest.fixture(scope="module")
@@ -206,5 +214,5 @@ def test_gamma_slider_run_on_change(server, frontend, model_files, tmp_path):
 
     wall = time.perf_counter() - t0
     moves = ", ".join(f"{g} ({c} calls, mean pixel change {d:.2f})" for (g, c), d in zip(per_move, diffs, strict=True))
-    print(f"\n[gamma slider] frontend {fe.version}: first run {first_calls} model calls; slider moves to {moves}; "
-          f"test wall time {wall:.1f}s; strip {out}")
+    FIGURES.append(f"frontend {fe.version}: first run {first_calls} model calls; slider moves to {moves}; test wall "
+                   f"time {wall:.1f}s; strip {out}")

@@ -10,6 +10,7 @@ initial latents and then the step noise, as a diffusers pipeline does.
 import pytest
 import torch
 
+import tcd_figures
 from tcd_prompts import (
     base_graph,
     custom_advanced_nodes,
@@ -22,6 +23,10 @@ from tcd_reference import host_reference, rel_max_err
 
 pytestmark = pytest.mark.host
 RESULTS = {}
+# Relative max error bound, set from what was measured (2026-12, 2-core CPU, diffusers 0.36.0): worst 1.1e-6 on
+# ComfyUI v0.3.75 (torch 2.14.1) and on v0.33.0 (torch 2.11.0), over every setting and entry point below. The bound
+# is about 3x that; the unmapped latent (4.3e-4) and a jump off by 3e-4 in sigma_s (1e-5 and more) fail it.
+BOUND = 3e-6
 
 
 CASES = [  # (gamma, steps, cfg, denoise)
@@ -55,7 +60,7 @@ def test_three_paths_match_diffusers(host, gamma, steps, cfg, denoise):
         assert torch.equal(ours_s, ours_k), "the stock KSampler with sampler/scheduler 'tcd' differs"
     RESULTS[(gamma, steps, cfg, denoise)] = errs
     for path, err in errs.items():
-        assert err <= 1e-3, f"{path}: relative max error {err:.3g}"
+        assert err <= BOUND, f"{path}: relative max error {err:.3g} (bound {BOUND:g})"
 
 
 def test_v_prediction_model_matches(host):
@@ -65,16 +70,18 @@ def test_v_prediction_model_matches(host):
     ref = host_reference(host, ckpt, 0.3, 4, 1.0, 1.0, prediction_type="v_prediction")
     err = rel_max_err(ours, ref)
     RESULTS[("v-pred", 4, 1.0, 1.0)] = {"TCDKSampler (v-prediction)": err}
-    assert err <= 1e-3
+    assert err <= BOUND, f"relative max error {err:.3g} (bound {BOUND:g})"
 
 
-def test_print_host_parity():
+@tcd_figures.reporter("HOST PARITY vs diffusers TCDScheduler (tests/test_host_parity.py)")
+def report():
     if not RESULTS:
-        pytest.skip("no host parity case ran")
-    worst = max((e, k, p) for k, errs in RESULTS.items() for p, e in errs.items())
+        return []
     from tcd_host import host_version
-    print(f"\nHOST PARITY vs diffusers TCDScheduler through ComfyUI {host_version()}: worst relative max error "
-          f"{worst[0]:.3e} "
-          f"({worst[2]} at gamma/steps/cfg/denoise {worst[1]}) over {len(RESULTS)} settings, "
-          f"{sum(len(v) for v in RESULTS.values())} path comparisons")
-    assert worst[0] <= 1e-3
+    worst = max((e, k, p) for k, errs in RESULTS.items() for p, e in errs.items())
+    comparisons = sum(len(v) for v in RESULTS.values())
+    lines = [f"ComfyUI {host_version()}: worst relative max error {worst[0]:.3e} ({worst[2]} at "
+             f"gamma/steps/cfg/denoise {worst[1]}) over {len(RESULTS)} settings, {comparisons} path comparisons "
+             f"(bound {BOUND:g})"]
+    lines += [f"  gamma/steps/cfg/denoise {k}: {max(errs.values()):.3e}" for k, errs in RESULTS.items()]
+    return lines

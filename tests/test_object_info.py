@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import tcd_figures
-from tcd_host import host_version
+from tcd_host import PACK_NAME, host_version
 
 pytestmark = pytest.mark.server
 
@@ -36,6 +36,10 @@ def combos_as_combo_type(entry):
         for name, (kind, opts) in part.items():
             if isinstance(kind, list):
                 part[name] = ["COMBO", {**opts, "multiselect": False, "options": kind}]
+
+
+def module_in_pack_folder(entry):
+    entry["python_module"] = f"custom_nodes.{PACK_NAME}"
 
 
 def schema_flags(*names, aliases_none=False):
@@ -74,6 +78,10 @@ NAMED = [
     (ALL_HOSTS, "'api_node', 'deprecated', 'experimental' are present as false",
      "a V3 schema reports every flag; V1 left out what was not set", schema_flags("api_node", "deprecated",
                                                                                    "experimental")),
+    (ALL_HOSTS, "'python_module' is 'custom_nodes.<the pack's folder>', now tcd-exact (the V1 captures say "
+                "comfyui-tcd)",
+     "the folder is the registry name, renamed so as not to collide with JettHu/ComfyUI-TCD (issue 16)",
+     module_in_pack_folder),
     (("0.33.0",), "'dev_only': false, 'essentials_category', 'output_matchtypes', 'price_badge': null; "
                   "'search_aliases' [] becomes null",
      "v0.33.0's V3 node info lists these fields for every node (empty when unset)",

@@ -107,7 +107,7 @@ def test_sampler_and_scheduler_registered_once(host):
     assert comfy.samplers.KSampler.SAMPLERS.count("tcd") == 1
     assert comfy.samplers.KSampler.SCHEDULERS.count("tcd") == 1
     before = ks.sample_tcd
-    again = sys.modules[host.pack.__name__ + ".nodes.host"].register_host_names()
+    again = sys.modules[host.pack.__name__ + ".nodes.host_names"].register_host_names()
     assert again == {"sampler": False, "scheduler": False}
     assert comfy.samplers.KSampler.SAMPLERS.count("tcd") == 1 and ks.sample_tcd is before
     info = host.nodes.NODE_CLASS_MAPPINGS["KSampler"].INPUT_TYPES()["required"]

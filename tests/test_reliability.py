@@ -18,12 +18,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import tcd_figures
 from tcd_prompts import base_graph, custom_nodes, save_latent, tcd_ksampler
 
 pytestmark = pytest.mark.server
 
 CKPT_SEED = 0
 RSS_MARGIN_MIB = 32  # allowed RSS growth of the server from prompt 5 to prompt 50 (about 3% of its ~1.05 GiB)
+FIGURES = []
+
+
+@tcd_figures.reporter("RELIABILITY: soak, interrupt, batch noise (tests/test_reliability.py)")
+def report():
+    return FIGURES
 
 
 # -- prompt building ---------------------------------------------------------------------------------------------
@@ -79,8 +86,8 @@ def test_soak_50_prompts_all_succeed_and_memory_stays_flat(server, ckpt):
             rss[i] = proc.memory_info().rss
     growth = rss[50] - rss[5]
     margin = RSS_MARGIN_MIB * 2**20
-    print(f"\nSOAK: RSS after prompt 5 {rss[5] / 2**20:.1f} MiB, after prompt 50 {rss[50] / 2**20:.1f} MiB, "
-          f"growth {growth / 2**20:+.1f} MiB (allowed {margin / 2**20:.0f} MiB)")
+    FIGURES.append(f"soak: RSS after prompt 5 {rss[5] / 2**20:.1f} MiB, after prompt 50 {rss[50] / 2**20:.1f} MiB, "
+                   f"growth {growth / 2**20:+.1f} MiB (allowed {margin / 2**20:.0f} MiB)")
     assert growth <= margin
 
 
@@ -109,7 +116,8 @@ def test_interrupt_ends_the_run_within_one_model_call_and_next_prompt_succeeds(s
     assert interrupted["node_id"] == "ks" and interrupted["node_type"] == "TCDKSampler"
     assert not entry["outputs"], "an interrupted run must not save a latent"
     final = ends()
-    print(f"\nINTERRUPT: {done_at_interrupt} model calls done when /interrupt returned, {final} in all (of 1000)")
+    FIGURES.append(f"interrupt: {done_at_interrupt} model calls done when /interrupt returned, {final} in all "
+                   "(of 1000)")
     assert final <= done_at_interrupt + 1, "more than the in-flight model call ran after /interrupt"
     # The next prompt runs normally.
     lat = run_latent(server, tcd_prompt(ckpt, seed=78, steps=2))
@@ -194,8 +202,33 @@ def _lora_case(ckpt, server):
 BAD = _bad_cases()
 
 
+@pytest.fixture(scope="module")
+def good_runs(server, ckpt):
+    """Two good prompts (seeds 3 and 4) and the latents the server gave for them before any bad input of this module;
+    ``last`` is the one the server ran last (its sampler output is then in the server's cache)."""
+    prompts = {seed: tcd_prompt(ckpt, seed=seed) for seed in (3, 4)}
+    state = {"prompts": prompts, "latents": {}, "last": None}
+    for seed, prompt in prompts.items():
+        state["latents"][seed] = run_latent(server, prompt)
+        state["last"] = seed
+    assert not torch.equal(state["latents"][3], state["latents"][4])
+    return state
+
+
+def still_samples_as_before(server, good_runs):
+    """The server runs a good prompt again, really (its sampler is not served from the cache: the other good prompt
+    ran last), and gives the very latent it gave before the bad input, bit for bit."""
+    seed = 3 if good_runs["last"] == 4 else 4
+    prompt = dict(good_runs["prompts"][seed], save=save_latent(("ks", 0), f"rel/again_{uuid.uuid4().hex[:10]}"))
+    entry = ok(server.run(prompt))
+    good_runs["last"] = seed
+    assert "ks" not in messages(entry, "execution_cached")[0]["nodes"], "the sampler did not run again"
+    assert torch.equal(latents_of(server, entry), good_runs["latents"][seed]), \
+        f"after the bad input, seed {seed} gives another latent than before"
+
+
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_api_input_gets_400_naming_the_input(server, ckpt, case):
+def test_bad_api_input_gets_400_naming_the_input(server, ckpt, good_runs, case):
     make, name = BAD[case]
     prompt, node = make(ckpt, server)
     # NaN goes out as the raw JSON literal NaN (what a client's float('nan') becomes; the host's parser accepts it)
@@ -212,11 +245,7 @@ def test_bad_api_input_gets_400_naming_the_input(server, ckpt, case):
             assert f"{name}=" in e["details"], e
     assert server.proc.poll() is None
     assert "TCDKSampler" in server.get("/object_info/TCDKSampler")  # still serving
-
-
-def test_server_still_runs_prompts_after_bad_input(server, ckpt):
-    lat = run_latent(server, tcd_prompt(ckpt, seed=3))
-    assert torch.isfinite(lat).all()
+    still_samples_as_before(server, good_runs)
 
 
 # -- model faults --------------------------------------------------------------------------------------------------
@@ -312,7 +341,7 @@ def test_batch_noise_convention(server, ckpt):
     # 4*h*w is a multiple of 16. A 5x5 latent (40 px) breaks it even at gamma 0.
     d["g0 1 step 5x5 latent: batch[0] vs single"] = _maxdiff(batch2(seed, steps=1, gamma=0.0, size=40)[0],
                                                              single(seed, steps=1, gamma=0.0, size=40))
-    print("\nBATCH NOISE (relative max difference): " + "; ".join(f"{k}: {v:.2e}" for k, v in d.items()))
+    FIGURES.append("batch noise (relative max difference): " + "; ".join(f"{k}: {v:.2e}" for k, v in d.items()))
     assert d["g0 4 steps: batch[0] vs single"] <= tol
     assert d["g0 4 steps: batch[1] vs single"] > 1e-2  # image 1 got the next noise, not the same
     assert d["g0 4 steps: batch[1] vs LatentFromBatch(1) run"] <= tol

@@ -6,8 +6,9 @@ name from the live widgets, so a shifted widgets_values list is caught); the fro
 exactly the shipped API copy in workflows/api/ (on another frontend: exactly what the server reads, see
 ``server_view``); the API copy, with the public file names swapped for the test models, a test LoRA and a test image
 and the sizes shrunk, runs on the server and writes an image. A screenshot of each loaded workflow goes to
-docs/images/workflow_<name>.png on the default host (the docs embed them). The host's template list and the frontend's
-template browser show the pack's workflows with their thumbnails.
+workflow_<name>.png in ``docs_images()``: a temporary folder, or docs/images when ``make docs-images`` runs this test
+to redraw the pictures the docs embed. The host's template list and the frontend's template browser show the pack's
+workflows with their thumbnails.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.server, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / "workflows"
-PACK = PACK_NAME  # the pack's folder name under custom_nodes on the test server ("comfyui-tcd")
+PACK = PACK_NAME  # the pack's folder name under custom_nodes on the test server (its registry name)
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 
 TEST_LORA = "tcd_test_lora_tiny_sdxl.safetensors"
