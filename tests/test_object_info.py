@@ -4,7 +4,8 @@
 eb68991, before the move to the V3 node API) answered it on that host, captured with this module run as a script
 (``COMFYUI_PATH=<host> python tests/test_object_info.py``, from that commit's tree with this file copied in; it adds
 only the nodes a fixture lacks, so a node added later gets its first entry the same way: TCDSamplerScheduler's is its
-first V3 entry, checked field by field when it was captured). The
+first V3 entry, checked field by field when it was captured, and its ids, defaults, outputs and types are checked
+independently by test_docs.py against docs/nodes.md and by test_replacements.py against JettHu's node). The
 test applies the differences named in ``NAMED`` (each with its reason and the hosts where it shows) to the V1 entry
 and requires the live entry to equal the result exactly: inputs, their order, defaults, bounds, step, round, display,
 tooltips, optional inputs, outputs, output names and tooltips, category, display name and description. Every named
