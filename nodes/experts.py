@@ -26,6 +26,7 @@ from ..samplers import (
 )
 from . import cache as first_step_cache
 from .host import model_sampling, sampling_kind, schedule_sigmas
+from .replacements import schema_aliases
 from .sampling import (
     CATEGORY,
     CFG_RANGE,
@@ -98,7 +99,8 @@ class TCDTwoExpertSampler(io.ComfyNode):
             outputs=[io.Latent.Output(tooltip="The denoised latent (decode it with VAE Decode)."),
                      io.String.Output(display_name="experts",
                                       tooltip="Which steps each model ran, with their timesteps (connect a Preview "
-                                              "as Text to see it).")])
+                                              "as Text to see it).")],
+            **schema_aliases("TCDTwoExpertSampler"))
 
     @classmethod
     def validate_inputs(cls, steps=None, cfg_high_noise=None, cfg_low_noise=None, gamma=None, boundary=None,

@@ -32,6 +32,7 @@ from .host import (
     tcd_ksampler,
     tcd_schedule,
 )
+from .replacements import schema_aliases
 
 CATEGORY = "sampling/TCD"
 CFG_RANGE = (0.0, 100.0)
@@ -123,7 +124,8 @@ class TCDKSampler(io.ComfyNode):
                 *conditioning_inputs(),
                 denoise_input(),
             ],
-            outputs=[io.Latent.Output(tooltip="The denoised latent (decode it with VAE Decode).")])
+            outputs=[io.Latent.Output(tooltip="The denoised latent (decode it with VAE Decode).")],
+            **schema_aliases("TCDKSampler"))
 
     @classmethod
     def validate_inputs(cls, steps=None, cfg=None, gamma=None, scheduler=None, denoise=None):
@@ -181,7 +183,8 @@ class TCDSampler(io.ComfyNode):
                                        "gamma_end equals gamma (no ramp). E.g. 0.6 -> 0.1 re-injects more noise early "
                                        "and keeps detail at the end."),
             ],
-            outputs=[io.Sampler.Output(tooltip="A TCD sampler with this gamma (or gamma ramp).")])
+            outputs=[io.Sampler.Output(tooltip="A TCD sampler with this gamma (or gamma ramp).")],
+            **schema_aliases("TCDSampler"))
 
     @classmethod
     def validate_inputs(cls, gamma=None, gamma_end=None):
@@ -218,7 +221,8 @@ class TCDSigmas(io.ComfyNode):
             ],
             outputs=[io.Sigmas.Output(tooltip="Sigmas for SamplerCustom / SamplerCustomAdvanced, ending in 0: the TCD "
                                               "grid, or the custom timesteps when given (steps and denoise then "
-                                              "ignored).")])
+                                              "ignored).")],
+            **schema_aliases("TCDSigmas"))
 
     @classmethod
     def validate_inputs(cls, steps=None, denoise=None, original_inference_steps=ORIGINAL_INFERENCE_STEPS,

@@ -10,6 +10,7 @@ from comfy_api.latest import io
 from ..samplers import GAMMA_RANGE, TCDInputError, check_gamma, range_text
 from . import cache as first_step_cache
 from .host import output_latent, schedule_sigmas
+from .replacements import schema_aliases
 from .sampling import CATEGORY, TCDKSampler, run_sampler
 
 MAX_GAMMAS = 64
@@ -95,7 +96,8 @@ class TCDGammaSweep(io.ComfyNode):
                      io.String.Output(display_name="labels",
                                       tooltip="One label per result ('gamma 0.2', with '#n' per input image when the "
                                               "batch has more than one), one per line, in the same order: connect to "
-                                              "Labelled Image Grid.")])
+                                              "Labelled Image Grid.")],
+            **schema_aliases("TCDGammaSweep"))
 
     @classmethod
     def validate_inputs(cls, gammas=None, steps=None, cfg=None, scheduler=None, denoise=None):

@@ -3,7 +3,9 @@
 ``tests/fixtures/object_info_v1_<host version>.json`` holds each node's /object_info entry as the V1 nodes (commit
 eb68991, before the move to the V3 node API) answered it on that host, captured with this module run as a script
 (``COMFYUI_PATH=<host> python tests/test_object_info.py``, from that commit's tree with this file copied in; it adds
-only the nodes a fixture lacks, so a node added later gets its first entry the same way). The
+only the nodes a fixture lacks, so a node added later gets its first entry the same way: TCDSamplerScheduler's is its
+first V3 entry, checked field by field when it was captured, and its ids, defaults, outputs and types are checked
+independently by test_docs.py against docs/nodes.md and by test_replacements.py against JettHu's node). The
 test applies the differences named in ``NAMED`` (each with its reason and the hosts where it shows) to the V1 entry
 and requires the live entry to equal the result exactly: inputs, their order, defaults, bounds, step, round, display,
 tooltips, optional inputs, outputs, output names and tooltips, category, display name and description. Every named
@@ -23,8 +25,8 @@ from tcd_host import PACK_NAME, host_version
 pytestmark = pytest.mark.server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PACK_NODES = ("TCDKSampler", "TCDSampler", "TCDSigmas", "TCDLoraLoader", "TCDLoraLoaderModelOnly", "TCDGammaSweep",
-              "TCDImageGrid", "TCDTwoExpertSampler")
+PACK_NODES = ("TCDKSampler", "TCDSampler", "TCDSigmas", "TCDSamplerScheduler", "TCDLoraLoader",
+              "TCDLoraLoaderModelOnly", "TCDGammaSweep", "TCDImageGrid", "TCDTwoExpertSampler")
 ALL_HOSTS = ("0.3.75", "0.33.0")
 LORAS = "<the loras folder's files>"  # lora_name's options, whatever the shared server's loras folder holds now
 SEEN: list[str] = []  # the named differences this run found, for the summary
@@ -56,6 +58,25 @@ def schema_flags(*names, aliases_none=False):
     return apply
 
 
+# The names node search finds a node under (v0.33.0): the other TCD packs' node ids and display names it replaces
+# (dfl/comfyui-tcd-scheduler's SamplerTCD and TCDScheduler, licyk/ComfyUI-TCD-Sampler's TCDScheduler,
+# JettHu/ComfyUI-TCD's TCDModelSamplingDiscrete, "TCD Model Sampling Discrete"), and diffusers' name for gamma on every
+# node with a gamma.
+SEARCH_ALIASES = {
+    "TCDKSampler": ["eta"],
+    "TCDSampler": ["SamplerTCD", "eta"],
+    "TCDSigmas": ["TCDScheduler"],
+    "TCDSamplerScheduler": ["TCDModelSamplingDiscrete", "TCD Model Sampling Discrete", "eta"],
+    "TCDGammaSweep": ["eta"],
+    "TCDTwoExpertSampler": ["eta"],
+}
+
+
+def search_aliases(entry):
+    if entry["name"] in SEARCH_ALIASES:
+        entry["search_aliases"] = SEARCH_ALIASES[entry["name"]]
+
+
 # (hosts, what, why, V1 entry -> V3 entry)
 NAMED = [
     (ALL_HOSTS, "combo inputs (scheduler, lora_name) are typed 'COMBO', their options list in 'options', plus "
@@ -75,6 +96,9 @@ NAMED = [
                   "'search_aliases' [] becomes null",
      "v0.33.0's V3 node info lists these fields for every node (empty when unset)",
      schema_flags("dev_only", "essentials_category", "output_matchtypes", "price_badge", aliases_none=True)),
+    (("0.33.0",), "'search_aliases' of the nodes in SEARCH_ALIASES: the other TCD packs' node names and 'eta'",
+     "node search finds this pack's nodes under the names users know from the other packs (docs/other-packs.md); "
+     "v0.3.75 has no search aliases", search_aliases),
 ]
 
 
