@@ -14,9 +14,12 @@ import sys
 
 from comfy_api.latest import io
 
+from .host import PACK
+
 DFL = "dfl/comfyui-tcd-scheduler"
 LICYK = "licyk/ComfyUI-TCD-Sampler"
 JETTHU = "JettHu/ComfyUI-TCD"
+log = logging.getLogger(f"{PACK}.replacements")
 GAMMA_ALIAS = "eta"  # diffusers' and JettHu's name for gamma
 
 
@@ -94,11 +97,11 @@ async def register_replacements() -> list:
     old ids registered, none where the host has no replacement API or no server."""
     api = replacement_api()
     if api is None:
-        logging.debug("TCD: no node-replacement API on this host (ComfyUI v0.33.0 or newer has it), none registered")
+        log.debug("%s: no node-replacement API on this host (ComfyUI v0.33.0 or newer has it), none registered", PACK)
         return []
     for r in REPLACEMENTS:
         await api.register(r.node_replace())
     done = [r.old_id for r in REPLACEMENTS]
-    logging.info("TCD: other TCD packs' nodes open on this pack: %s",
-                 ", ".join(f"{r.old_id} -> {r.new_id}" for r in REPLACEMENTS))
+    log.info("%s: other TCD packs' nodes open on this pack: %s", PACK,
+             ", ".join(f"{r.old_id} -> {r.new_id}" for r in REPLACEMENTS))
     return done

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 import tcd_figures
-from tcd_host import host_version
+from tcd_host import PACK_NAME, host_version
 from tcd_prompts import MODEL, base_graph, custom_nodes, save_latent, tcd_ksampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,7 +283,7 @@ def test_node_replacements_are_listed(server):
     }, ours
     assert not NOT_REPLACED & set(listed)
     log = server.log.read_text()
-    assert log.count("TCD: other TCD packs' nodes open on this pack") == 1
+    assert log.count(f"{PACK_NAME}: other TCD packs' nodes open on this pack") == 1
     FIGURES.append("GET /node_replacements (this pack's): " + "; ".join(
         f"{k} -> {v[0]['new_node_id']}" for k, v in ours.items()))
 
